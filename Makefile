@@ -1,0 +1,50 @@
+# Free AI Selector — the two commands users need are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTOS := $(shell find proto -name '*.proto')
+export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: run test lint format proto install bench-overhead bench-routing bench-statistics clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+build/aiselector.pb: $(STAMP) $(PROTOS) scripts/gen_proto.py
+	$(PY) scripts/gen_proto.py
+
+proto: build/aiselector.pb
+
+run: proto
+	$(PY) -m services.stack
+
+test: proto
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench-overhead: proto
+	$(PY) -m bench.overhead $(BENCH_ARGS)
+
+bench-routing: proto
+	$(PY) -m bench.routing $(BENCH_ARGS)
+
+bench-statistics: proto
+	$(PY) -m bench.statistics $(BENCH_ARGS)
+
+clean:
+	rm -rf gen build .pytest_cache .ruff_cache

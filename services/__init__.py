@@ -1,0 +1,1 @@
+"""Free AI Selector services."""

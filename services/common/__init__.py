@@ -1,0 +1,1 @@
+"""Pieces every service shares: gRPC server factory, errors, logging, settings, metrics."""

@@ -1,0 +1,79 @@
+"""Server interceptor: request id for every call, and domain errors turned into rich statuses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from services.common.errors import ServiceError, internal_status, to_status
+from services.common.logging import request_id_var
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_KEY = "x-request-id"
+
+
+def request_id_from(context: grpc.aio.ServicerContext) -> str:
+    """The caller's `x-request-id`, or a new one."""
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY and value:
+            return str(value)[:128]
+    return uuid.uuid4().hex
+
+
+def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str:
+    """One invocation metadata value, or an empty string."""
+    for k, v in context.invocation_metadata() or ():
+        if k == key:
+            return str(v)
+    return ""
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Binds the request id into logs and maps every exception of a unary handler to a status."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        behavior = handler.unary_unary
+        method = handler_call_details.method
+
+        async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            request_id = request_id_from(context)
+            token = request_id_var.set(request_id)
+            try:
+                await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+                return await behavior(request, context)
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except ServiceError as error:
+                log.info(
+                    "call failed",
+                    extra={"method": method, "code": error.code.name, "error": error.message},
+                )
+                status = rpc_status.to_status(to_status(error))
+                await context.abort(
+                    status.code, status.details, (*status.trailing_metadata, *error.trailers())
+                )
+            except Exception:
+                log.exception("unexpected error", extra={"method": method})
+                await context.abort_with_status(rpc_status.to_status(internal_status()))
+            finally:
+                request_id_var.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

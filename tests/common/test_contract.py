@@ -1,0 +1,97 @@
+"""The contract: public HTTP mappings, per-RPC messages, enum zero values, documented elements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
+
+ROOT = Path(__file__).resolve().parents[2]
+DESCRIPTOR_SET = ROOT / "build" / "aiselector.pb"
+
+
+@pytest.fixture(scope="module")
+def files() -> list[descriptor_pb2.FileDescriptorProto]:
+    fds = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes())
+    return [f for f in fds.file if f.package == "aiselector.v1"]
+
+
+def _services(files: list[descriptor_pb2.FileDescriptorProto]):
+    return [(f, s) for f in files for s in f.service]
+
+
+def _http_rule(method: descriptor_pb2.MethodDescriptorProto):
+    return method.options.Extensions[annotations_pb2.http]
+
+
+def test_descriptor_maps_exactly_the_three_public_endpoints(files):
+    mapped = {}
+    for _, service in _services(files):
+        for method in service.method:
+            rule = _http_rule(method)
+            verb = rule.WhichOneof("pattern")
+            if verb:
+                mapped[(verb.upper(), getattr(rule, verb))] = f"{service.name}/{method.name}"
+    assert mapped == {
+        ("POST", "/api/v1/prompts/process"): "Selector/ProcessPrompt",
+        ("GET", "/api/v1/models/stats"): "Selector/GetModelStats",
+        ("POST", "/api/v1/providers/test"): "Selector/TestProviders",
+    }
+
+
+def test_model_store_has_no_http_mapping(files):
+    store = [s for _, s in _services(files) if s.name == "ModelStore"]
+    assert store, "ModelStore service missing"
+    assert all(_http_rule(m).WhichOneof("pattern") is None for m in store[0].method)
+
+
+def test_every_rpc_has_its_own_request_and_response(files):
+    seen: set[str] = set()
+    for _, service in _services(files):
+        for method in service.method:
+            request = method.input_type.rsplit(".", 1)[-1]
+            response = method.output_type.rsplit(".", 1)[-1]
+            assert request == f"{method.name}Request"
+            assert response == f"{method.name}Response"
+            assert request not in seen and response not in seen
+            seen |= {request, response}
+
+
+def _all_enums(files):
+    for f in files:
+        yield from f.enum_type
+        for message in f.message_type:
+            yield from message.enum_type
+
+
+def test_every_enum_zero_value_is_unspecified(files):
+    enums = list(_all_enums(files))
+    assert enums
+    for enum in enums:
+        zero = enum.value[0]
+        assert zero.number == 0
+        assert zero.name.endswith("_UNSPECIFIED"), enum.name
+
+
+def test_every_element_is_commented(files):
+    for f in files:
+        documented = {
+            tuple(loc.path)
+            for loc in f.source_code_info.location
+            if loc.leading_comments.strip()
+        }
+        # path kinds: 4 = message, 5 = enum, 6 = service; 2 = field, 2 (enum) = value, 2 = method
+        for i, message in enumerate(f.message_type):
+            assert (4, i) in documented, message.name
+            for j, field in enumerate(message.field):
+                assert (4, i, 2, j) in documented, f"{message.name}.{field.name}"
+        for i, enum in enumerate(f.enum_type):
+            assert (5, i) in documented, enum.name
+            for j, value in enumerate(enum.value):
+                assert (5, i, 2, j) in documented, value.name
+        for i, service in enumerate(f.service):
+            assert (6, i) in documented, service.name
+            for j, method in enumerate(service.method):
+                assert (6, i, 2, j) in documented, method.name
