@@ -1,0 +1,1 @@
+"""Health worker: scheduled synthetic probes through the Selector, and prompt-history retention."""

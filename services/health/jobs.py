@@ -1,0 +1,150 @@
+"""The worker's jobs: a synthetic probe run through the Selector, and prompt-history retention."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from aiselector.v1 import (
+    common_pb2,
+    model_store_pb2,
+    model_store_pb2_grpc,
+    selector_pb2,
+    selector_pb2_grpc,
+)
+from services.common.interceptors import REQUEST_ID_KEY
+from services.common.logging import request_id_var
+from services.health.metrics import HealthMetrics, probe_status_label
+
+log = logging.getLogger(__name__)
+
+PROBE_JOB = "probe_providers"
+RETENTION_JOB = "purge_history"
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+@contextmanager
+def _fresh_request_id() -> Iterator[str]:
+    """A new request id for one job run, bound into every log line of the run."""
+    request_id = uuid.uuid4().hex
+    token = request_id_var.set(request_id)
+    try:
+        yield request_id
+    finally:
+        request_id_var.reset(token)
+
+
+def _job_failed(job: str, error: grpc.aio.AioRpcError, metrics: HealthMetrics) -> None:
+    """Logs a run whose RPC failed and counts it; the worker carries on."""
+    log.warning(
+        "job run failed",
+        extra={"job": job, "code": error.code().name, "error": error.details() or ""},
+    )
+    metrics.job_finished(job, ok=False)
+
+
+async def probe_providers(
+    selector: selector_pb2_grpc.SelectorStub,
+    *,
+    admin_token: str,
+    timeout_seconds: float,
+    metrics: HealthMetrics,
+) -> selector_pb2.TestProvidersResponse | None:
+    """Probes every model through `Selector.TestProviders` and logs each result.
+
+    The Selector records every probe as an attempt, so the results move routing exactly like real
+    traffic. Returns the reply, or None when the call failed (logged and counted, never raised).
+    """
+    with _fresh_request_id() as request_id:
+        started = time.monotonic()
+        try:
+            reply = await selector.TestProviders(
+                selector_pb2.TestProvidersRequest(),
+                metadata=(
+                    ("authorization", f"Bearer {admin_token}"),
+                    (REQUEST_ID_KEY, request_id),
+                ),
+                timeout=timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as error:
+            _job_failed(PROBE_JOB, error, metrics)
+            return None
+        for result in reply.results:
+            log.info(
+                "probe result",
+                extra={
+                    "job": PROBE_JOB,
+                    "model": result.model,
+                    "provider": result.provider,
+                    "status": probe_status_label(result.status),
+                    "outcome": common_pb2.Outcome.Name(result.outcome),
+                    "response_time_seconds": round(result.response_time_seconds, 3),
+                    "error": result.error,
+                },
+            )
+        log.info(
+            "probe run finished",
+            extra={
+                "job": PROBE_JOB,
+                "total": reply.total_providers,
+                "successful": reply.successful,
+                "failed": reply.failed,
+                "skipped": reply.skipped,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
+        metrics.probes_reported(reply)
+        metrics.job_finished(PROBE_JOB, ok=True)
+        return reply
+
+
+async def purge_history(
+    model_store: model_store_pb2_grpc.ModelStoreStub,
+    *,
+    retention_days: float,
+    clock: Clock,
+    timeout_seconds: float,
+    metrics: HealthMetrics,
+) -> model_store_pb2.PurgeHistoryResponse | None:
+    """Deletes prompt history and attempts older than `retention_days` before `clock()`.
+
+    Returns the reply, or None when the call failed (logged and counted, never raised).
+    """
+    with _fresh_request_id() as request_id:
+        cutoff = clock() - timedelta(days=retention_days)
+        older_than = timestamp_pb2.Timestamp()
+        older_than.FromDatetime(cutoff)
+        try:
+            reply = await model_store.PurgeHistory(
+                model_store_pb2.PurgeHistoryRequest(older_than=older_than),
+                metadata=((REQUEST_ID_KEY, request_id),),
+                timeout=timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as error:
+            _job_failed(RETENTION_JOB, error, metrics)
+            return None
+        log.info(
+            "history purged",
+            extra={
+                "job": RETENTION_JOB,
+                "older_than": cutoff.isoformat(),
+                "deleted_prompts": reply.deleted_prompts,
+                "deleted_attempts": reply.deleted_attempts,
+            },
+        )
+        metrics.purge_reported(reply)
+        metrics.job_finished(RETENTION_JOB, ok=True)
+        return reply

@@ -1,0 +1,77 @@
+"""The one place that wires the jobs into an APScheduler `AsyncIOScheduler`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from aiselector.v1 import model_store_pb2_grpc, selector_pb2_grpc
+from services.health.jobs import (
+    PROBE_JOB,
+    RETENTION_JOB,
+    Clock,
+    probe_providers,
+    purge_history,
+    utc_now,
+)
+from services.health.metrics import HealthMetrics
+from services.health.settings import HealthSettings
+
+RETENTION_INTERVAL = timedelta(days=1)
+# A run that is late by up to this much (event loop busy, clock jump) still runs, once.
+MISFIRE_GRACE_SECONDS = 600
+RETENTION_TIMEOUT_SECONDS = 300.0
+
+
+def build_scheduler(
+    selector: selector_pb2_grpc.SelectorStub,
+    model_store: model_store_pb2_grpc.ModelStoreStub,
+    settings: HealthSettings,
+    metrics: HealthMetrics,
+    *,
+    now: datetime,
+    clock: Clock = utc_now,
+) -> AsyncIOScheduler:
+    """A scheduler (not started) with the probe job and the daily retention job.
+
+    Both first run at `now`: the probe so that routing has fresh results right after a deploy, the
+    retention so that a worker restarted more often than daily still purges. At most one run of a
+    job at a time; runs missed while one was busy collapse into one.
+    """
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    once_at_a_time = {
+        "max_instances": 1,
+        "coalesce": True,
+        "misfire_grace_time": MISFIRE_GRACE_SECONDS,
+        "next_run_time": now,
+    }
+    scheduler.add_job(
+        probe_providers,
+        IntervalTrigger(seconds=settings.health_check_interval, timezone=UTC),
+        id=PROBE_JOB,
+        name="synthetic probes through Selector.TestProviders",
+        kwargs={
+            "selector": selector,
+            "admin_token": settings.admin_api_token.get_secret_value(),
+            "timeout_seconds": settings.health_probe_timeout_seconds,
+            "metrics": metrics,
+        },
+        **once_at_a_time,
+    )
+    scheduler.add_job(
+        purge_history,
+        IntervalTrigger(seconds=RETENTION_INTERVAL.total_seconds(), timezone=UTC),
+        id=RETENTION_JOB,
+        name="prompt-history retention through ModelStore.PurgeHistory",
+        kwargs={
+            "model_store": model_store,
+            "retention_days": settings.history_retention_days,
+            "clock": clock,
+            "timeout_seconds": RETENTION_TIMEOUT_SECONDS,
+            "metrics": metrics,
+        },
+        **once_at_a_time,
+    )
+    return scheduler
