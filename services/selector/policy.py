@@ -1,0 +1,199 @@
+"""The selection policy: (candidates with statistics and live state, request needs, now) → plan."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from aiselector.v1 import selector_pb2
+from services.selector.state import Availability, Limits
+from services.selector.stats import ModelWindow
+
+UNSUITABLE = selector_pb2.MODEL_STATE_UNSPECIFIED
+INACTIVE = selector_pb2.MODEL_STATE_INACTIVE
+NO_CREDENTIALS = selector_pb2.MODEL_STATE_NO_CREDENTIALS
+
+#: Latency (seconds) at which the speed factor is one half: speed = 1 / (1 + latency / this).
+SPEED_REFERENCE_S = 4.0
+#: Scores closer than this are near-ties: their order is drawn at random to spread load.
+NEAR_TIE = 0.05
+#: Score of a model with no reliability data: reliability prior 1/2 times the neutral speed factor.
+NO_DATA_SCORE = 0.5 * (0.5 + 0.5 * 0.5)
+
+_RNG = random.Random()
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the policy needs to know about a catalog model."""
+
+    model_id: int
+    name: str
+    provider: str
+    is_active: bool
+    tags: frozenset[str]
+    supports_json: bool
+    context_tokens: int
+    max_output_tokens: int
+    timeout_s: float
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a request needs from the model that answers it."""
+
+    tags: frozenset[str] = frozenset()
+    json_mode: bool = False
+    prompt_tokens: int = 0
+    pinned_model_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model with its statistics window and live availability, as seen at planning time."""
+
+    spec: ModelSpec
+    window: ModelWindow
+    availability: Availability
+    credentials_error: str = ""
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Why a model is not in the plan.
+
+    `state` is a `selector_pb2.ModelState`: the availability state when the model cannot be used
+    now, INACTIVE or NO_CREDENTIALS, or MODEL_STATE_UNSPECIFIED when the model is fine but
+    unsuitable for this request (tags, JSON mode, context size).
+    """
+
+    state: int
+    reason: str
+    until: float | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Models to try in order, every candidate's score, and why the others were left out."""
+
+    order: list[ModelSpec]
+    scores: dict[int, float]
+    excluded: dict[int, Exclusion]
+    pin_note: str = ""
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative token count for `text` (about three characters per token, rounded up)."""
+    return len(text) // 3 + 1
+
+
+def score(window: ModelWindow) -> float:
+    """The one score used for ranking and shown by GetModelStats, in [0, 1].
+
+    reliability = (decayed successes + 1) / (decayed successes + failures + 2), a Beta(1, 1) prior
+    that a model without data starts at 1/2 and that a few results move only a little;
+    speed = 1 / (1 + median latency / 4 s), 1/2 without latency data;
+    score = reliability · (1/2 + speed / 2).
+    A model with no data scores NO_DATA_SCORE (0.375), below any model with a handful of recent
+    successes, a high success rate and a reasonable latency, but above a proven failing one.
+    """
+    successes = _finite_non_negative(window.successes)
+    failures = _finite_non_negative(window.failures)
+    reliability = (successes + 1.0) / (successes + failures + 2.0)
+    latency = window.median_latency_s
+    if latency is None:
+        latency = window.mean_latency_s
+    if latency is None or math.isnan(latency):
+        speed = 0.5
+    else:
+        speed = 1.0 / (1.0 + max(0.0, latency) / SPEED_REFERENCE_S)
+    value = reliability * (0.5 + 0.5 * speed)
+    return min(1.0, max(0.0, value))
+
+
+def _finite_non_negative(value: float) -> float:
+    if math.isnan(value) or value < 0:
+        return 0.0
+    return min(value, 1e12)
+
+
+def gate(candidate: Candidate, needs: Needs) -> Exclusion | None:
+    """Returns why the candidate cannot take this request, or None when it can."""
+    spec = candidate.spec
+    if not spec.is_active:
+        return Exclusion(INACTIVE, "deactivated in the catalog")
+    if candidate.credentials_error:
+        return Exclusion(NO_CREDENTIALS, candidate.credentials_error)
+    missing = needs.tags - spec.tags
+    if missing:
+        return Exclusion(UNSUITABLE, f"lacks required tags: {', '.join(sorted(missing))}")
+    if needs.json_mode and not spec.supports_json:
+        return Exclusion(UNSUITABLE, "does not support JSON mode")
+    if spec.context_tokens > 0:
+        needed = needs.prompt_tokens + max(0, spec.max_output_tokens)
+        if needed > spec.context_tokens:
+            return Exclusion(
+                UNSUITABLE,
+                f"prompt too long for the model: about {needs.prompt_tokens} tokens plus "
+                f"{spec.max_output_tokens} for the answer exceed its {spec.context_tokens}",
+            )
+    availability = candidate.availability
+    if not availability.admits:
+        return Exclusion(availability.state, availability.reason, availability.until)
+    return None
+
+
+def plan(
+    candidates: Sequence[Candidate],
+    needs: Needs,
+    now: float,
+    rng: random.Random | None = None,
+) -> Plan:
+    """Orders the eligible candidates best first; a pinned eligible model goes first.
+
+    Gates run before ranking. Ranking is by `score`, with a random draw of up to NEAR_TIE added to
+    each score so that near-equal models share the load instead of one taking every request.
+    `now` is part of the contract (availability was computed for it); the policy reads no clock.
+    """
+    del now
+    draw = rng if rng is not None else _RNG
+    scores = {c.spec.model_id: score(c.window) for c in candidates}
+    excluded: dict[int, Exclusion] = {}
+    eligible: list[ModelSpec] = []
+    for candidate in candidates:
+        exclusion = gate(candidate, needs)
+        if exclusion is None:
+            eligible.append(candidate.spec)
+        else:
+            excluded[candidate.spec.model_id] = exclusion
+    keys = {spec.model_id: scores[spec.model_id] + draw.uniform(0.0, NEAR_TIE) for spec in eligible}
+    order = sorted(eligible, key=lambda spec: (-keys[spec.model_id], spec.name))
+    pin_note = ""
+    if needs.pinned_model_id is not None:
+        order, pin_note = _apply_pin(order, candidates, excluded, needs.pinned_model_id)
+    return Plan(order=order, scores=scores, excluded=excluded, pin_note=pin_note)
+
+
+def _apply_pin(
+    order: list[ModelSpec],
+    candidates: Sequence[Candidate],
+    excluded: Mapping[int, Exclusion],
+    pinned: int,
+) -> tuple[list[ModelSpec], str]:
+    for index, spec in enumerate(order):
+        if spec.model_id == pinned:
+            return [spec, *order[:index], *order[index + 1 :]], ""
+    names = {c.spec.model_id: c.spec.name for c in candidates}
+    if pinned not in names:
+        return order, f"model {pinned} is not in the catalog; chosen automatically"
+    exclusion = excluded[pinned]
+    return order, f"{names[pinned]} cannot be used now ({exclusion.reason}); chosen automatically"
+
+
+def earliest_until(excluded: Mapping[int, Exclusion]) -> float | None:
+    """The earliest time any excluded model becomes available again, or None if none will."""
+    times = [e.until for e in excluded.values() if e.until is not None]
+    return min(times) if times else None

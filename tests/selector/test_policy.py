@@ -1,0 +1,190 @@
+"""Tests of the selection policy: gates, score bounds, ranking, near-tie spreading and pins."""
+
+import random
+from collections import Counter
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiselector.v1 import selector_pb2
+from services.selector.policy import (
+    NEAR_TIE,
+    NO_DATA_SCORE,
+    Candidate,
+    ModelSpec,
+    Needs,
+    earliest_until,
+    estimate_tokens,
+    plan,
+    score,
+)
+from services.selector.state import Availability, Limits
+from services.selector.stats import ModelWindow
+
+READY = Availability(selector_pb2.MODEL_STATE_READY)
+NOW = 1_780_000_000.0
+
+
+def spec(model_id: int, **overrides: object) -> ModelSpec:
+    fields: dict = {
+        "model_id": model_id,
+        "name": f"p{model_id}/m{model_id}",
+        "provider": f"p{model_id}",
+        "is_active": True,
+        "tags": frozenset({"json", "code"}),
+        "supports_json": True,
+        "context_tokens": 8000,
+        "max_output_tokens": 1000,
+        "timeout_s": 30.0,
+        "limits": Limits(),
+    }
+    fields.update(overrides)
+    return ModelSpec(**fields)
+
+
+def proven(successes: float, failures: float = 0.0, latency_s: float = 1.0) -> ModelWindow:
+    return ModelWindow(
+        successes=successes,
+        failures=failures,
+        total=int(successes + failures),
+        success_count=int(successes),
+        failure_count=int(failures),
+        rate_limited_count=0,
+        mean_latency_s=latency_s,
+        median_latency_s=latency_s,
+    )
+
+
+def candidate(model_id: int, window: ModelWindow | None = None, **kwargs: object) -> Candidate:
+    availability = kwargs.pop("availability", READY)
+    credentials_error = kwargs.pop("credentials_error", "")
+    return Candidate(
+        spec=spec(model_id, **kwargs),
+        window=window or ModelWindow(),
+        availability=availability,  # type: ignore[arg-type]
+        credentials_error=credentials_error,  # type: ignore[arg-type]
+    )
+
+
+windows = st.builds(
+    ModelWindow,
+    successes=st.floats(min_value=0, max_value=1e9, allow_nan=False),
+    failures=st.floats(min_value=0, max_value=1e9, allow_nan=False),
+    total=st.integers(min_value=0, max_value=10**9),
+    success_count=st.integers(min_value=0, max_value=10**9),
+    failure_count=st.integers(min_value=0, max_value=10**9),
+    rate_limited_count=st.integers(min_value=0, max_value=10**9),
+    mean_latency_s=st.none() | st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    median_latency_s=st.none() | st.floats(min_value=0, allow_nan=False, allow_infinity=True),
+)
+
+
+@given(windows)
+def test_every_score_is_between_zero_and_one(window: ModelWindow) -> None:
+    assert 0.0 <= score(window) <= 1.0
+
+
+@given(
+    successes=st.floats(min_value=5, max_value=1e6),
+    failure_share=st.floats(min_value=0, max_value=0.1),
+    latency_s=st.floats(min_value=0, max_value=10),
+)
+def test_a_model_without_data_never_outranks_a_proven_good_one(
+    successes: float, failure_share: float, latency_s: float
+) -> None:
+    window = proven(successes, successes * failure_share, latency_s)
+    assert score(window) > score(ModelWindow()) + NEAR_TIE
+    result = plan([candidate(1), candidate(2, window)], Needs(), NOW, random.Random(7))
+    assert [s.model_id for s in result.order] == [2, 1]
+
+
+def test_a_model_without_data_is_tried_and_outranks_a_failing_one() -> None:
+    failing = proven(2, 20, 1.0)
+    result = plan([candidate(1, failing), candidate(2)], Needs(), NOW, random.Random(1))
+    assert [s.model_id for s in result.order] == [2, 1]
+    assert result.scores[2] == NO_DATA_SCORE
+
+
+def test_reliability_and_speed_both_rank() -> None:
+    assert score(proven(50, 0, 1.0)) > score(proven(50, 10, 1.0))
+    assert score(proven(50, 0, 1.0)) > score(proven(50, 0, 12.0))
+    assert score(proven(50, 0, 1.0)) > score(proven(50, 0, None))  # type: ignore[arg-type]
+
+
+def test_gates_exclude_with_the_matching_state_and_reason() -> None:
+    cooling = Availability(selector_pb2.MODEL_STATE_COOLING_DOWN, "rate limited", NOW + 5)
+    half_open = Availability(selector_pb2.MODEL_STATE_CIRCUIT_HALF_OPEN, "trial")
+    busy = Availability(selector_pb2.MODEL_STATE_CIRCUIT_OPEN, "trial in flight", NOW + 9)
+    budget = Availability(selector_pb2.MODEL_STATE_OUT_OF_BUDGET, "rpm spent", NOW + 3)
+    candidates = [
+        candidate(1, is_active=False),
+        candidate(2, credentials_error="GROQ_API_KEY is not set"),
+        candidate(3, tags=frozenset({"json"})),
+        candidate(4, supports_json=False),
+        candidate(5, context_tokens=1500),
+        candidate(6, availability=cooling),
+        candidate(7, availability=half_open),
+        candidate(8, availability=busy),
+        candidate(9, availability=budget),
+        candidate(10),
+        candidate(11, context_tokens=0),
+    ]
+    needs = Needs(tags=frozenset({"code"}), json_mode=True, prompt_tokens=600)
+    result = plan(candidates, needs, NOW, random.Random(3))
+    assert {s.model_id for s in result.order} == {7, 10, 11}
+    state = {model_id: e.state for model_id, e in result.excluded.items()}
+    assert state == {
+        1: selector_pb2.MODEL_STATE_INACTIVE,
+        2: selector_pb2.MODEL_STATE_NO_CREDENTIALS,
+        3: selector_pb2.MODEL_STATE_UNSPECIFIED,
+        4: selector_pb2.MODEL_STATE_UNSPECIFIED,
+        5: selector_pb2.MODEL_STATE_UNSPECIFIED,
+        6: selector_pb2.MODEL_STATE_COOLING_DOWN,
+        8: selector_pb2.MODEL_STATE_CIRCUIT_OPEN,
+        9: selector_pb2.MODEL_STATE_OUT_OF_BUDGET,
+    }
+    assert "code" in result.excluded[3].reason
+    assert "GROQ_API_KEY" in result.excluded[2].reason
+    assert "JSON" in result.excluded[4].reason
+    assert set(result.scores) == set(range(1, 12))
+    assert earliest_until(result.excluded) == NOW + 3
+
+
+def test_context_fit_counts_the_answer_tokens() -> None:
+    fits = plan([candidate(1, context_tokens=2000)], Needs(prompt_tokens=1000), NOW)
+    too_long = plan([candidate(1, context_tokens=2000)], Needs(prompt_tokens=1001), NOW)
+    assert len(fits.order) == 1
+    assert too_long.order == []
+
+
+def test_near_ties_share_the_load_and_clear_leaders_do_not() -> None:
+    rng = random.Random(11)
+    tied = [candidate(1, proven(100, 2, 1.0)), candidate(2, proven(100, 2, 1.05))]
+    firsts = Counter(plan(tied, Needs(), NOW, rng).order[0].model_id for _ in range(1000))
+    assert min(firsts.values()) > 300
+    clear = [candidate(1, proven(100, 0, 1.0)), candidate(2, proven(100, 40, 4.0))]
+    firsts = Counter(plan(clear, Needs(), NOW, rng).order[0].model_id for _ in range(200))
+    assert firsts == Counter({1: 200})
+
+
+def test_an_eligible_pin_goes_first() -> None:
+    candidates = [candidate(1, proven(100)), candidate(2, proven(1, 3, 9.0))]
+    result = plan(candidates, Needs(pinned_model_id=2), NOW)
+    assert [s.model_id for s in result.order] == [2, 1]
+    assert result.pin_note == ""
+
+
+def test_an_ineligible_pin_says_why_and_automatic_choice_answers() -> None:
+    cooling = Availability(selector_pb2.MODEL_STATE_COOLING_DOWN, "rate limited by provider")
+    candidates = [candidate(1, proven(100)), candidate(2, availability=cooling)]
+    result = plan(candidates, Needs(pinned_model_id=2), NOW)
+    assert [s.model_id for s in result.order] == [1]
+    assert "p2/m2" in result.pin_note
+    assert "rate limited by provider" in result.pin_note
+    unknown = plan(candidates, Needs(pinned_model_id=99), NOW)
+    assert "99" in unknown.pin_note
+
+
+def test_estimate_tokens_is_conservative() -> None:
+    assert estimate_tokens("") == 1
+    assert estimate_tokens("a" * 300) >= 100

@@ -1,0 +1,206 @@
+"""Tests of live per-model state: reactions per outcome, circuit, budgets, persistence."""
+
+import pytest
+
+from aiselector.v1 import common_pb2, selector_pb2
+from services.selector.state import DAY, Limits, LiveState, next_utc_midnight
+
+SUCCESS = common_pb2.OUTCOME_SUCCESS
+RATE_LIMITED = common_pb2.OUTCOME_RATE_LIMITED
+QUOTA = common_pb2.OUTCOME_QUOTA_EXHAUSTED
+TRANSIENT = common_pb2.OUTCOME_TRANSIENT
+TIMEOUT = common_pb2.OUTCOME_TIMEOUT
+PERMANENT = common_pb2.OUTCOME_PERMANENT
+BAD_REQUEST = common_pb2.OUTCOME_BAD_REQUEST
+BAD_ANSWER = common_pb2.OUTCOME_BAD_ANSWER
+READY = selector_pb2.MODEL_STATE_READY
+COOLING = selector_pb2.MODEL_STATE_COOLING_DOWN
+OPEN = selector_pb2.MODEL_STATE_CIRCUIT_OPEN
+HALF_OPEN = selector_pb2.MODEL_STATE_CIRCUIT_HALF_OPEN
+OUT_OF_BUDGET = selector_pb2.MODEL_STATE_OUT_OF_BUDGET
+NONE = Limits()
+T0 = 20_000 * DAY + 3600.0
+
+
+def fail(state: LiveState, times: int, at: float, outcome: int = TRANSIENT) -> None:
+    for _ in range(times):
+        assert state.acquire(1, NONE, at)
+        state.on_outcome(1, outcome, at)
+
+
+def test_a_fresh_model_is_ready() -> None:
+    assert LiveState().availability(1, NONE, T0).state == READY
+
+
+def test_rate_limit_cools_down_exactly_as_long_as_the_provider_said() -> None:
+    state = LiveState()
+    state.on_outcome(1, RATE_LIMITED, T0, retry_after=2.0, http_status=429)
+    availability = state.availability(1, NONE, T0 + 1.9)
+    assert availability.state == COOLING
+    assert availability.until == pytest.approx(T0 + 2.0)
+    assert "429" in availability.reason
+    assert state.availability(1, NONE, T0 + 2.0).state == READY
+    assert state.snapshot(1)["consecutive_failures"] == 0
+
+
+def test_rate_limit_without_retry_after_uses_the_default() -> None:
+    state = LiveState(default_rate_limit_seconds=45.0)
+    state.on_outcome(1, RATE_LIMITED, T0)
+    assert state.availability(1, NONE, T0 + 44).state == COOLING
+    assert state.availability(1, NONE, T0 + 45).state == READY
+
+
+def test_quota_exhausted_cools_down_until_utc_midnight() -> None:
+    state = LiveState()
+    state.on_outcome(1, QUOTA, T0)
+    availability = state.availability(1, NONE, T0 + 10)
+    assert availability.state == COOLING
+    assert availability.until == next_utc_midnight(T0)
+    state.on_outcome(2, QUOTA, T0, retry_after=120.0)
+    assert state.availability(2, NONE, T0 + 121).state == READY
+
+
+def test_consecutive_failures_open_the_circuit_then_one_trial_at_a_time() -> None:
+    state = LiveState(failure_threshold=3, circuit_open_seconds=30.0)
+    fail(state, 2, T0, TIMEOUT)
+    assert state.availability(1, NONE, T0).state == READY
+    fail(state, 1, T0, BAD_ANSWER)
+    opened = state.availability(1, NONE, T0 + 29)
+    assert opened.state == OPEN
+    assert opened.until == pytest.approx(T0 + 30)
+    assert not state.acquire(1, NONE, T0 + 29)
+    assert state.availability(1, NONE, T0 + 30).state == HALF_OPEN
+    assert state.acquire(1, NONE, T0 + 30)
+    assert state.availability(1, NONE, T0 + 31).state == OPEN
+    assert not state.acquire(1, NONE, T0 + 31)
+    state.on_outcome(1, SUCCESS, T0 + 32)
+    assert state.availability(1, NONE, T0 + 32).state == READY
+    assert state.snapshot(1)["circuit_opened_at"] is None
+
+
+def test_a_failed_trial_reopens_the_circuit_for_longer() -> None:
+    state = LiveState(failure_threshold=2, circuit_open_seconds=10.0, circuit_max_open_seconds=25.0)
+    fail(state, 2, T0)
+    assert state.acquire(1, NONE, T0 + 10)
+    state.on_outcome(1, TIMEOUT, T0 + 15)
+    assert state.availability(1, NONE, T0 + 34).state == OPEN
+    assert state.availability(1, NONE, T0 + 35).state == HALF_OPEN
+    assert state.acquire(1, NONE, T0 + 35)
+    state.on_outcome(1, TRANSIENT, T0 + 35)
+    assert state.availability(1, NONE, T0 + 59).state == OPEN
+    assert state.availability(1, NONE, T0 + 60).state == HALF_OPEN
+
+
+def test_a_lost_trial_slot_is_freed_after_the_trial_timeout() -> None:
+    state = LiveState(failure_threshold=1, circuit_open_seconds=5.0, trial_timeout_seconds=20.0)
+    fail(state, 1, T0)
+    assert state.acquire(1, NONE, T0 + 5)
+    assert not state.acquire(1, NONE, T0 + 24)
+    assert state.acquire(1, NONE, T0 + 25)
+
+
+def test_permanent_errors_cool_down_long_with_a_readable_reason() -> None:
+    state = LiveState(permanent_cooldown_seconds=86400.0)
+    state.on_outcome(1, PERMANENT, T0, http_status=404)
+    availability = state.availability(1, NONE, T0 + 3600)
+    assert availability.state == COOLING
+    assert "model not found at provider" in availability.reason
+    assert "update the catalog" in availability.reason
+    assert availability.until == pytest.approx(T0 + 86400)
+    state.on_outcome(2, PERMANENT, T0, http_status=402)
+    assert "credit" in state.availability(2, NONE, T0).reason
+
+
+def test_a_bad_request_does_not_punish_the_model() -> None:
+    state = LiveState(failure_threshold=1)
+    for _ in range(5):
+        state.on_outcome(1, BAD_REQUEST, T0, http_status=422)
+    assert state.availability(1, NONE, T0).state == READY
+    assert state.snapshot(1)["consecutive_failures"] == 0
+    assert state.take_dirty() == set()
+
+
+def test_a_success_resets_consecutive_failures() -> None:
+    state = LiveState(failure_threshold=3)
+    fail(state, 2, T0)
+    state.on_outcome(1, SUCCESS, T0)
+    fail(state, 2, T0)
+    assert state.availability(1, NONE, T0).state == READY
+
+
+def test_a_short_rate_limit_does_not_shorten_a_long_permanent_cooldown() -> None:
+    state = LiveState()
+    state.on_outcome(1, PERMANENT, T0, http_status=403)
+    state.on_outcome(1, RATE_LIMITED, T0 + 1, retry_after=5.0)
+    assert state.availability(1, NONE, T0 + 10).state == COOLING
+    state.on_outcome(2, RATE_LIMITED, T0, retry_after=60.0)
+    state.on_outcome(2, RATE_LIMITED, T0 + 1, retry_after=2.0)
+    assert state.availability(2, NONE, T0 + 3.5).state == READY
+
+
+def test_requests_per_minute_are_paced_before_any_429() -> None:
+    state = LiveState(minute_seconds=1.0)
+    limits = Limits(requests_per_minute=2)
+    assert state.acquire(1, limits, T0)
+    assert state.acquire(1, limits, T0 + 0.2)
+    blocked = state.availability(1, limits, T0 + 0.5)
+    assert blocked.state == OUT_OF_BUDGET
+    assert blocked.until == pytest.approx(T0 + 1.0)
+    assert not state.acquire(1, limits, T0 + 0.5)
+    assert state.acquire(1, limits, T0 + 1.0)
+    assert state.budget(1, T0 + 1.0).requests_last_minute == 2
+
+
+def test_requests_per_day_reset_at_utc_midnight() -> None:
+    state = LiveState()
+    limits = Limits(requests_per_day=3)
+    for index in range(3):
+        assert state.acquire(1, limits, T0 + index * 100)
+    blocked = state.availability(1, limits, T0 + 1000)
+    assert blocked.state == OUT_OF_BUDGET
+    assert blocked.until == next_utc_midnight(T0)
+    assert state.acquire(1, limits, next_utc_midnight(T0))
+    assert state.budget(1, next_utc_midnight(T0)).requests_today == 1
+
+
+def test_tokens_per_day_count_the_estimate_until_the_real_use_is_known() -> None:
+    state = LiveState()
+    limits = Limits(tokens_per_day=1000)
+    assert state.acquire(1, limits, T0, est_tokens=600)
+    assert state.availability(1, limits, T0, est_tokens=500).state == OUT_OF_BUDGET
+    assert state.availability(1, limits, T0, est_tokens=400).state == READY
+    state.on_outcome(1, SUCCESS, T0 + 1, tokens=200)
+    assert state.budget(1, T0 + 1).tokens_today == 200
+    assert state.acquire(1, limits, T0 + 2, est_tokens=800)
+    state.on_outcome(1, TRANSIENT, T0 + 3)
+    assert state.budget(1, T0 + 3).tokens_today == 200
+
+
+def test_seeded_budget_survives_a_restart_and_only_goes_up() -> None:
+    state = LiveState(minute_seconds=60.0)
+    limits = Limits(requests_per_minute=5, requests_per_day=100)
+    state.seed_budget(1, requests_last_minute=5, requests_today=40, tokens_today=9, now=T0)
+    assert state.availability(1, limits, T0 + 30).state == OUT_OF_BUDGET
+    assert state.availability(1, limits, T0 + 60).state == READY
+    state.seed_budget(1, requests_last_minute=0, requests_today=10, tokens_today=0, now=T0 + 60)
+    assert state.budget(1, T0 + 60) == state.budget(1, T0 + 61)
+    assert state.budget(1, T0 + 60).requests_today == 40
+    state.seed_budget(1, requests_last_minute=0, requests_today=100, tokens_today=0, now=T0 + 61)
+    assert state.availability(1, limits, T0 + 61).state == OUT_OF_BUDGET
+
+
+def test_snapshot_restore_round_trip_and_dirty_tracking() -> None:
+    state = LiveState(failure_threshold=2)
+    fail(state, 2, T0)
+    state.on_outcome(1, PERMANENT, T0, http_status=404)
+    assert state.take_dirty() == {1}
+    assert state.take_dirty() == set()
+    saved = state.snapshot(1)
+    assert saved["consecutive_failures"] == 2
+    assert saved["circuit_opened_at"] == T0
+    assert saved["cooldown_outcome"] == PERMANENT
+    restarted = LiveState(failure_threshold=2)
+    restarted.restore(1, **saved)
+    assert restarted.snapshot(1) == saved
+    assert restarted.availability(1, NONE, T0 + 3600).state == COOLING
+    assert restarted.take_dirty() == set()
