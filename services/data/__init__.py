@@ -1,0 +1,1 @@
+"""ModelStore: the only process that opens PostgreSQL (catalog, attempts, statistics, history)."""

@@ -1,0 +1,65 @@
+"""`python -m services.data [serve|migrate]`: the ModelStore process, or a one-shot migration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from services.common import logging as json_logging
+from services.common import secrets
+from services.common.metrics import serve_metrics
+from services.common.server import wait_for_signal
+from services.data import db
+from services.data.app import prepare_database, start_model_store
+from services.data.catalog import CatalogError
+from services.data.embedded import EmbeddedPostgres
+from services.data.settings import DataSettings
+
+log = logging.getLogger("services.data")
+
+
+async def serve(settings: DataSettings, database_url: str) -> None:
+    store = await start_model_store(database_url, settings.listen_address, settings.catalog_path)
+    serve_metrics(settings.metrics_port)
+    log.info("model store serving", extra={"address": store.address})
+    await wait_for_signal()
+    await store.stop(settings.shutdown_grace_seconds)
+
+
+async def migrate_once(settings: DataSettings, database_url: str) -> None:
+    engine = db.create_engine(database_url, pool_size=1)
+    try:
+        await prepare_database(engine, settings.catalog_path)
+    finally:
+        await engine.dispose()
+    log.info("database migrated and catalog applied")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.data", description=__doc__)
+    parser.add_argument("command", nargs="?", choices=("serve", "migrate"), default="serve")
+    command = parser.parse_args().command
+    settings = DataSettings()
+    json_logging.configure("model-store", settings.log_level)
+    secrets.register_from_environment()
+    embedded: EmbeddedPostgres | None = None
+    try:
+        database_url = settings.database_url
+        if not database_url:
+            embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+            database_url = embedded.start()
+        run = serve if command == "serve" else migrate_once
+        asyncio.run(run(settings, database_url))
+    except CatalogError as error:
+        log.error("invalid catalog", extra={"error": str(error)})
+        return 2
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""The model catalog as data: `ModelSpec`, its validation, the YAML file, and the idempotent upsert.
+
+The file is the source of truth for catalog fields: `apply_catalog` inserts new models, rewrites
+changed ones, and deactivates (never deletes) models that are no longer in the file, including
+models added through `CreateModel`. It never touches counters or availability.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.data.schema import AiModel
+
+API_FORMATS = ("openai", "gemini")
+# Capability tags a model may declare and a request may require.
+TAGS = ("json", "code", "russian", "reasoning", "long-context")
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9._:/@-]*$")
+ENV_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]*$")
+PROVIDER_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+# YAML keys of `limits` → ModelSpec fields.
+LIMIT_KEYS = {
+    "rpm": "requests_per_minute",
+    "rpd": "requests_per_day",
+    "tpm": "tokens_per_minute",
+    "tpd": "tokens_per_day",
+    "context": "context_tokens",
+    "max_output": "max_output_tokens",
+    "timeout_ms": "timeout_ms",
+}
+_INT32_MAX = 2**31 - 1
+# Serialises concurrent catalog applications (several replicas starting at once).
+_APPLY_LOCK_KEY = 0x41495345
+
+
+class CatalogError(ValueError):
+    """The catalog file is invalid; the message names the entry and the field."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The catalog fields of one model (everything but id, counters, times and availability)."""
+
+    name: str
+    provider: str
+    api_endpoint: str
+    api_format: str
+    provider_model_id: str
+    api_key_env: str = ""
+    base_url_env: str = ""
+    requests_per_minute: int = 0
+    requests_per_day: int = 0
+    tokens_per_minute: int = 0
+    tokens_per_day: int = 0
+    context_tokens: int = 0
+    max_output_tokens: int = 0
+    timeout_ms: int = 0
+    tags: tuple[str, ...] = field(default_factory=tuple)
+    supports_json: bool = False
+    reasoning: bool = False
+    is_active: bool = True
+
+    def columns(self) -> dict[str, Any]:
+        """Column values of `ai_models` for this spec."""
+        values = asdict(self)
+        values["tags"] = list(self.tags)
+        return values
+
+
+SPEC_FIELDS = tuple(f.name for f in fields(ModelSpec))
+LIMIT_FIELDS = tuple(LIMIT_KEYS.values())
+
+
+def spec_of(row: AiModel) -> ModelSpec:
+    """The catalog fields of a stored model."""
+    values = {name: getattr(row, name) for name in SPEC_FIELDS}
+    values["tags"] = tuple(row.tags)
+    return ModelSpec(**values)
+
+
+def validate_spec(spec: ModelSpec) -> list[tuple[str, str]]:
+    """(field, description) for each field of `spec` that breaks a rule; empty when valid."""
+    problems: list[tuple[str, str]] = []
+    if not NAME_PATTERN.match(spec.name) or len(spec.name) > 255:
+        problems.append(("name", "must look like `provider/model-id` (at most 255 characters)"))
+    if not PROVIDER_PATTERN.match(spec.provider) or len(spec.provider) > 100:
+        problems.append(("provider", "must be lower-case letters, digits and dashes"))
+    elif NAME_PATTERN.match(spec.name) and not spec.name.startswith(spec.provider + "/"):
+        problems.append(("name", f"must start with the provider, `{spec.provider}/`"))
+    if not re.match(r"^https?://", spec.api_endpoint) or len(spec.api_endpoint) > 500:
+        problems.append(("api_endpoint", "must be an http(s) URL of at most 500 characters"))
+    if spec.api_format not in API_FORMATS:
+        problems.append(("api_format", f"must be one of {', '.join(API_FORMATS)}"))
+    if not spec.provider_model_id or len(spec.provider_model_id) > 255:
+        problems.append(("provider_model_id", "must be 1..255 characters"))
+    for name in ("api_key_env", "base_url_env"):
+        value = getattr(spec, name)
+        if value and (not ENV_PATTERN.match(value) or len(value) > 100):
+            problems.append((name, "must be an environment variable name like `GROQ_API_KEY`"))
+    for name in LIMIT_FIELDS:
+        value = getattr(spec, name)
+        limit = _INT32_MAX if name not in ("tokens_per_minute", "tokens_per_day") else 2**62
+        if not 0 <= value <= limit:
+            problems.append((f"limits.{name}", "must be zero (not declared) or positive"))
+    unknown = sorted(set(spec.tags) - set(TAGS))
+    if unknown:
+        problems.append(("tags", f"unknown {', '.join(unknown)}; known: {', '.join(TAGS)}"))
+    if len(set(spec.tags)) != len(spec.tags):
+        problems.append(("tags", "must not repeat a tag"))
+    return problems
+
+
+def _expect(mapping: Mapping[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
+    value = mapping.get(key, default)
+    if kind is int and isinstance(value, bool):
+        raise CatalogError(f"{where}: field `{key}` must be an integer")
+    if not isinstance(value, kind):
+        raise CatalogError(f"{where}: field `{key}` must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _limits(raw: Any, where: str) -> dict[str, int]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise CatalogError(f"{where}: field `limits` must be a mapping")
+    unknown = sorted(set(raw) - set(LIMIT_KEYS))
+    if unknown:
+        raise CatalogError(
+            f"{where}: unknown field `limits.{unknown[0]}` (known: {', '.join(LIMIT_KEYS)})"
+        )
+    return {
+        LIMIT_KEYS[key]: _expect(raw, key, int, f"{where} limits", 0)
+        for key in LIMIT_KEYS
+        if key in raw
+    }
+
+
+_PROVIDER_KEYS = {"name", "api_format", "api_endpoint", "api_key_env", "base_url_env", "limits"}
+_MODEL_KEYS = {
+    "name",
+    "provider",
+    "provider_model_id",
+    "limits",
+    "tags",
+    "supports_json",
+    "reasoning",
+    "active",
+}
+
+
+def _check_keys(entry: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise CatalogError(f"{where}: unknown field `{unknown[0]}`")
+
+
+def parse_catalog(document: Any) -> list[ModelSpec]:
+    """Validates a parsed catalog document and returns its models; raises CatalogError."""
+    if not isinstance(document, Mapping):
+        raise CatalogError("catalog: must be a mapping with `providers` and `models`")
+    raw_providers = _expect(document, "providers", list, "catalog", None)
+    raw_models = _expect(document, "models", list, "catalog", None)
+    providers: dict[str, Mapping[str, Any]] = {}
+    for index, entry in enumerate(raw_providers):
+        if not isinstance(entry, Mapping):
+            raise CatalogError(f"providers[{index}]: must be a mapping")
+        name = _expect(entry, "name", str, f"providers[{index}]", "")
+        where = f"provider `{name}`" if name else f"providers[{index}]"
+        _check_keys(entry, _PROVIDER_KEYS, where)
+        if name in providers:
+            raise CatalogError(f"{where}: field `name` is repeated")
+        providers[name] = entry
+    specs: list[ModelSpec] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(raw_models):
+        if not isinstance(entry, Mapping):
+            raise CatalogError(f"models[{index}]: must be a mapping")
+        name = _expect(entry, "name", str, f"models[{index}]", "")
+        where = f"model `{name}`" if name else f"models[{index}]"
+        _check_keys(entry, _MODEL_KEYS, where)
+        if name in seen:
+            raise CatalogError(f"{where}: field `name` is repeated")
+        seen.add(name)
+        provider_name = _expect(entry, "provider", str, where, "")
+        if provider_name not in providers:
+            raise CatalogError(f"{where}: field `provider` names no provider: {provider_name!r}")
+        provider = providers[provider_name]
+        pwhere = f"provider `{provider_name}`"
+        limits = {
+            **_limits(provider.get("limits"), pwhere),
+            **_limits(entry.get("limits"), where),
+        }
+        tags = _expect(entry, "tags", list, where, [])
+        if not all(isinstance(tag, str) for tag in tags):
+            raise CatalogError(f"{where}: field `tags` must be a list of strings")
+        spec = ModelSpec(
+            name=name,
+            provider=provider_name,
+            api_endpoint=_expect(provider, "api_endpoint", str, pwhere, ""),
+            api_format=_expect(provider, "api_format", str, pwhere, ""),
+            provider_model_id=_expect(entry, "provider_model_id", str, where, ""),
+            api_key_env=_expect(provider, "api_key_env", str, pwhere, ""),
+            base_url_env=_expect(provider, "base_url_env", str, pwhere, ""),
+            tags=tuple(tags),
+            supports_json=_expect(entry, "supports_json", bool, where, False),
+            reasoning=_expect(entry, "reasoning", bool, where, False),
+            is_active=_expect(entry, "active", bool, where, True),
+            **limits,
+        )
+        problems = validate_spec(spec)
+        if problems:
+            field_name, description = problems[0]
+            raise CatalogError(f"{where}: field `{field_name}` {description}")
+        specs.append(spec)
+    return specs
+
+
+def load_catalog(path: Path) -> list[ModelSpec]:
+    """Reads and validates the catalog file; raises CatalogError naming the entry and field."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise CatalogError(f"{path}: cannot read the catalog: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise CatalogError(f"{path}: not valid YAML: {error}") from error
+    try:
+        return parse_catalog(document)
+    except CatalogError as error:
+        raise CatalogError(f"{path}: {error}") from error
+
+
+@dataclass(frozen=True)
+class CatalogChanges:
+    """What one application of the catalog changed."""
+
+    created: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    deactivated: tuple[str, ...] = ()
+
+
+async def apply_catalog(session: AsyncSession, specs: Iterable[ModelSpec]) -> CatalogChanges:
+    """Upserts `specs` by name; deactivates models not listed. Re-applying changes nothing."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPLY_LOCK_KEY})
+    existing = {row.name: row for row in (await session.scalars(select(AiModel))).all()}
+    wanted = {spec.name: spec for spec in specs}
+    created: list[str] = []
+    updated: list[str] = []
+    for name, spec in wanted.items():
+        row = existing.get(name)
+        if row is None:
+            session.add(AiModel(**spec.columns()))
+            created.append(name)
+        elif spec_of(row) != spec:
+            for column, value in spec.columns().items():
+                setattr(row, column, value)
+            row.updated_at = func.now()
+            updated.append(name)
+    deactivated = [name for name, row in existing.items() if name not in wanted and row.is_active]
+    for name in deactivated:
+        existing[name].is_active = False
+        existing[name].updated_at = func.now()
+    await session.flush()
+    return CatalogChanges(tuple(created), tuple(updated), tuple(deactivated))

@@ -1,0 +1,178 @@
+"""Prompt history: idempotent recording, filtered keyset listing, lookup, and retention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aiselector.v1 import common_pb2
+from services.common import errors
+from services.data import models
+from services.data.schema import ModelAttempt, PromptHistory
+
+
+@dataclass(frozen=True)
+class PromptEntry:
+    """One history row to record; `created_at` None means "now"."""
+
+    record_id: str
+    user_id: str
+    caller: str
+    prompt_text: str
+    selected_model_id: int | None
+    response_text: str
+    response_time_seconds: float
+    success: bool
+    error_message: str
+    attempts: int
+    fallback_used: bool
+    requested_model: str
+    status_code: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Filters of a history listing; every field is optional."""
+
+    user_id: str = ""
+    caller: str = ""
+    success: bool | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Keyset position: the last row of the previous page (newest first)."""
+
+    created_at: datetime
+    id: int
+
+
+async def record_prompts(session: AsyncSession, entries: Sequence[PromptEntry]) -> int:
+    """Stores the entries whose record id is new; returns how many were stored."""
+    await models.require_models(
+        session, [e.selected_model_id for e in entries if e.selected_model_id]
+    )
+    rows = [
+        {
+            "record_id": e.record_id,
+            "user_id": e.user_id,
+            "caller": e.caller,
+            "prompt_text": e.prompt_text,
+            "selected_model_id": e.selected_model_id,
+            "response_text": e.response_text,
+            "response_time": Decimal(str(round(e.response_time_seconds, 3))),
+            "success": e.success,
+            "error_message": e.error_message,
+            "attempts": e.attempts,
+            "fallback_used": e.fallback_used,
+            "requested_model": e.requested_model,
+            "status_code": e.status_code,
+            "created_at": e.created_at if e.created_at is not None else func.now(),
+        }
+        for e in sorted(entries, key=lambda e: e.record_id)
+    ]
+    statement = (
+        insert(PromptHistory)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["record_id"])
+        .returning(PromptHistory.id)
+    )
+    return len((await session.scalars(statement)).all())
+
+
+def _conditions(where: HistoryFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if where.user_id:
+        conditions.append(PromptHistory.user_id == where.user_id)
+    if where.caller:
+        conditions.append(PromptHistory.caller == where.caller)
+    if where.success is not None:
+        conditions.append(PromptHistory.success.is_(where.success))
+    if where.start_time is not None:
+        conditions.append(PromptHistory.created_at >= where.start_time)
+    if where.end_time is not None:
+        conditions.append(PromptHistory.created_at < where.end_time)
+    return conditions
+
+
+async def list_history(
+    session: AsyncSession, where: HistoryFilter, after: Cursor | None, limit: int
+) -> tuple[list[PromptHistory], Cursor | None]:
+    """One page, newest first, and the cursor of the next page (None on the last page)."""
+    conditions = _conditions(where)
+    if after is not None:
+        conditions.append(
+            tuple_(PromptHistory.created_at, PromptHistory.id) < tuple_(after.created_at, after.id)
+        )
+    query = (
+        select(PromptHistory)
+        .where(and_(True, *conditions))
+        .order_by(PromptHistory.created_at.desc(), PromptHistory.id.desc())
+        .limit(limit + 1)
+    )
+    rows = list((await session.scalars(query)).all())
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], Cursor(last.created_at, last.id)
+
+
+async def get_history(session: AsyncSession, record_id: int) -> PromptHistory:
+    """The history row with this id; NotFound otherwise."""
+    row = await session.get(PromptHistory, record_id)
+    if row is None:
+        raise errors.NotFound(
+            f"no prompt history record with id {record_id}",
+            reason=common_pb2.ERROR_REASON_HISTORY_NOT_FOUND,
+        )
+    return row
+
+
+async def purge(
+    session: AsyncSession, older_than: datetime | None, keep_latest: int
+) -> tuple[int, int]:
+    """Deletes history and attempts before `older_than`, and history beyond the newest
+    `keep_latest` (0 = no count limit). Hourly buckets stay: they are the aggregate.
+    Returns (prompts deleted, attempts deleted)."""
+    prompts = attempts = 0
+    if older_than is not None:
+        result = await session.execute(
+            delete(PromptHistory).where(PromptHistory.created_at < older_than)
+        )
+        prompts += result.rowcount
+        result = await session.execute(
+            delete(ModelAttempt).where(ModelAttempt.start_time < older_than)
+        )
+        attempts += result.rowcount
+    if keep_latest > 0:
+        boundary = (
+            await session.execute(
+                select(PromptHistory.created_at, PromptHistory.id)
+                .order_by(PromptHistory.created_at.desc(), PromptHistory.id.desc())
+                .offset(keep_latest - 1)
+                .limit(1)
+            )
+        ).first()
+        if boundary is not None:
+            result = await session.execute(
+                delete(PromptHistory).where(
+                    or_(
+                        PromptHistory.created_at < boundary.created_at,
+                        and_(
+                            PromptHistory.created_at == boundary.created_at,
+                            PromptHistory.id < boundary.id,
+                        ),
+                    )
+                )
+            )
+            prompts += result.rowcount
+    return prompts, attempts

@@ -1,0 +1,150 @@
+"""The ModelStore gRPC servicer: proto in, one session per call, domain functions, proto out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from aiselector.v1 import model_store_pb2, model_store_pb2_grpc
+from services.common import errors
+from services.data import attempts, convert, history, metrics, models, paging
+from services.data.db import transaction
+
+SERVICE_NAME = model_store_pb2.DESCRIPTOR.services_by_name["ModelStore"].full_name
+MODELS_PAGE = 100
+HISTORY_PAGE = 50
+
+Context = grpc.aio.ServicerContext
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
+    """Every RPC of the ModelStore contract."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+
+    async def ListModels(
+        self, request: model_store_pb2.ListModelsRequest, context: Context
+    ) -> model_store_pb2.ListModelsResponse:
+        limit = convert.page_size(request.page_size, MODELS_PAGE)
+        filters = paging.fingerprint("models", request.active_only)
+        after = paging.model_cursor(request.page_token, filters)
+        async with transaction(self._sessions) as session:
+            rows = await models.list_models(
+                session, active_only=request.active_only, after_id=after, limit=limit + 1
+            )
+        token = paging.model_token(rows[limit - 1].id, filters) if len(rows) > limit else ""
+        return model_store_pb2.ListModelsResponse(
+            models=[convert.model_proto(row) for row in rows[:limit]], next_page_token=token
+        )
+
+    async def GetModel(
+        self, request: model_store_pb2.GetModelRequest, context: Context
+    ) -> model_store_pb2.GetModelResponse:
+        model_id, name = convert.get_model_key(request)
+        async with transaction(self._sessions) as session:
+            row = await models.get_model(session, model_id=model_id, name=name)
+        return model_store_pb2.GetModelResponse(model=convert.model_proto(row))
+
+    async def CreateModel(
+        self, request: model_store_pb2.CreateModelRequest, context: Context
+    ) -> model_store_pb2.CreateModelResponse:
+        spec = convert.model_spec(request)
+        async with transaction(self._sessions) as session:
+            row = await models.create_model(session, spec)
+        return model_store_pb2.CreateModelResponse(model=convert.model_proto(row))
+
+    async def UpdateModel(
+        self, request: model_store_pb2.UpdateModelRequest, context: Context
+    ) -> model_store_pb2.UpdateModelResponse:
+        model_id = convert.update_target(request)
+        async with transaction(self._sessions) as session:
+            current = await models.get_model(session, model_id=model_id)
+            changes = convert.model_changes(request, current)
+            row = await models.update_model(session, model_id, changes)
+        return model_store_pb2.UpdateModelResponse(model=convert.model_proto(row))
+
+    async def RecordAttempts(
+        self, request: model_store_pb2.RecordAttemptsRequest, context: Context
+    ) -> model_store_pb2.RecordAttemptsResponse:
+        records = convert.attempt_records(request)
+        async with transaction(self._sessions) as session:
+            result = await attempts.record_attempts(session, records)
+        metrics.ATTEMPTS_RECORDED.inc(result.recorded)
+        metrics.ATTEMPTS_DUPLICATE.inc(result.duplicates)
+        return model_store_pb2.RecordAttemptsResponse(
+            recorded_count=result.recorded, duplicate_count=result.duplicates
+        )
+
+    async def RecordPrompts(
+        self, request: model_store_pb2.RecordPromptsRequest, context: Context
+    ) -> model_store_pb2.RecordPromptsResponse:
+        entries = convert.prompt_entries(request)
+        async with transaction(self._sessions) as session:
+            recorded = await history.record_prompts(session, entries)
+        metrics.PROMPTS_RECORDED.inc(recorded)
+        return model_store_pb2.RecordPromptsResponse(
+            recorded_count=recorded, duplicate_count=len(entries) - recorded
+        )
+
+    async def GetModelStatistics(
+        self, request: model_store_pb2.GetModelStatisticsRequest, context: Context
+    ) -> model_store_pb2.GetModelStatisticsResponse:
+        now = self._clock()
+        model_ids, start, end = convert.statistics_window(request, now)
+        async with transaction(self._sessions) as session:
+            windows = await attempts.statistics(session, model_ids, start, end, now)
+        return convert.statistics_response(windows, start, end)
+
+    async def ListPromptHistory(
+        self, request: model_store_pb2.ListPromptHistoryRequest, context: Context
+    ) -> model_store_pb2.ListPromptHistoryResponse:
+        limit = convert.page_size(request.page_size, HISTORY_PAGE)
+        where = convert.history_filter(request)
+        filters = paging.fingerprint("history", where)
+        after = paging.history_cursor(request.page_token, filters)
+        async with transaction(self._sessions) as session:
+            rows, cursor = await history.list_history(session, where, after, limit)
+        return model_store_pb2.ListPromptHistoryResponse(
+            records=[convert.prompt_proto(row) for row in rows],
+            next_page_token=paging.history_token(cursor, filters) if cursor else "",
+        )
+
+    async def GetPromptHistory(
+        self, request: model_store_pb2.GetPromptHistoryRequest, context: Context
+    ) -> model_store_pb2.GetPromptHistoryResponse:
+        if request.id <= 0:
+            raise errors.InvalidArgument([("id", "must be > 0")])
+        async with transaction(self._sessions) as session:
+            row = await history.get_history(session, request.id)
+        return model_store_pb2.GetPromptHistoryResponse(record=convert.prompt_proto(row))
+
+    async def PurgeHistory(
+        self, request: model_store_pb2.PurgeHistoryRequest, context: Context
+    ) -> model_store_pb2.PurgeHistoryResponse:
+        older_than, keep_latest = convert.purge_limits(request)
+        async with transaction(self._sessions) as session:
+            prompts, attempt_rows = await history.purge(session, older_than, keep_latest)
+        return model_store_pb2.PurgeHistoryResponse(
+            deleted_prompts=prompts, deleted_attempts=attempt_rows
+        )
+
+    async def UpdateModelAvailability(
+        self, request: model_store_pb2.UpdateModelAvailabilityRequest, context: Context
+    ) -> model_store_pb2.UpdateModelAvailabilityResponse:
+        states = convert.availabilities(request)
+        async with transaction(self._sessions) as session:
+            updated = await models.store_availability(session, states)
+        return model_store_pb2.UpdateModelAvailabilityResponse(updated_count=updated)
