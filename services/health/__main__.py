@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiselector.v1 import model_store_pb2, model_store_pb2_grpc, selector_pb2, selector_pb2_grpc
@@ -15,6 +16,7 @@ from services.health.metrics import HealthMetrics
 from services.health.readiness import open_channel, wait_until_serving
 from services.health.scheduler import build_scheduler
 from services.health.settings import HealthSettings
+from services.health.shutdown import RunningJobs, stop_gracefully
 
 log = logging.getLogger("services.health")
 
@@ -44,8 +46,11 @@ async def main() -> None:
         await asyncio.wait({ready, stop}, return_when=asyncio.FIRST_COMPLETED)
         if stop.done():
             ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready
             log.info("stopped before the dependencies were ready")
             return
+        await ready
         scheduler = build_scheduler(
             selector_pb2_grpc.SelectorStub(selector_channel),
             model_store_pb2_grpc.ModelStoreStub(model_store_channel),
@@ -53,6 +58,7 @@ async def main() -> None:
             metrics,
             now=utc_now(),
         )
+        running = RunningJobs(scheduler)
         scheduler.start()
         log.info(
             "health worker started",
@@ -62,9 +68,7 @@ async def main() -> None:
             },
         )
         await stop
-        scheduler.shutdown(wait=False)
-        # The scheduler shuts down (and cancels a running job) on the next loop iteration.
-        await asyncio.sleep(0)
+        await stop_gracefully(scheduler, running, settings.shutdown_grace_seconds)
     log.info("health worker stopped")
 
 

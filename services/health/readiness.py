@@ -49,12 +49,12 @@ async def wait_until_serving(
             reason = error.code().name
         else:
             if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                log.info("dependency serving", extra={"service": service, "checks": checks})
+                log.info("dependency serving", extra={"dependency": service, "checks": checks})
                 return checks
             reason = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
         log.warning(
             "waiting for dependency",
-            extra={"service": service, "reason": reason, "retry_in_seconds": delay},
+            extra={"dependency": service, "reason": reason, "retry_in_seconds": delay},
         )
         await asyncio.sleep(delay)
         delay = min(delay * 2, max_delay)
