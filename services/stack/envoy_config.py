@@ -1,0 +1,92 @@
+"""Renders envoy/envoy.yaml.template into a runnable Envoy config (tests, `make run`, compose)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import string
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TEMPLATE = ROOT / "envoy" / "envoy.yaml.template"
+DESCRIPTOR = ROOT / "build" / "aiselector.pb"
+# Envoy waits this much longer than the Selector's own deadline, so the Selector's
+# DEADLINE_EXCEEDED (with its JSON body) reaches the client instead of Envoy's bare 504.
+DEADLINE_MARGIN_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class EnvoyConfig:
+    """Everything that differs between a test, `make run` and compose."""
+
+    selector_address: str
+    descriptor_path: Path = DESCRIPTOR
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8000
+    admin_port: int = 9901
+    request_deadline_seconds: float = 60.0
+    max_request_bytes: int = 1024 * 1024
+    max_connections: int = 1000
+    max_upstream_connections: int = 64
+    max_pending_requests: int = 256
+    max_requests: int = 256
+
+    @property
+    def route_timeout(self) -> str:
+        """The route timeout: the Selector's deadline plus a margin, in Envoy's duration syntax."""
+        return f"{math.ceil(self.request_deadline_seconds + DEADLINE_MARGIN_SECONDS)}s"
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """Splits `host:port` (IPv4, a name, or `[v6]:port`)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected host:port, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def render(config: EnvoyConfig, template: Path = TEMPLATE) -> str:
+    """The Envoy YAML for `config`."""
+    selector_host, selector_port = split_address(config.selector_address)
+    values = {k: str(v) for k, v in asdict(config).items()}
+    values.update(
+        descriptor_path=str(Path(config.descriptor_path).absolute()),
+        route_timeout=config.route_timeout,
+        selector_host=selector_host,
+        selector_port=str(selector_port),
+    )
+    return string.Template(template.read_text(encoding="utf-8")).substitute(values)
+
+
+def write(config: EnvoyConfig, path: Path) -> Path:
+    """Renders `config` into `path` (parents created) and returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(config), encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line used by the Dockerfile: render the config for a container."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--selector-address", default="127.0.0.1:50051")
+    parser.add_argument("--descriptor", type=Path, default=DESCRIPTOR)
+    parser.add_argument("--listen-host", default="127.0.0.1")
+    parser.add_argument("--listen-port", type=int, default=8000)
+    parser.add_argument("--admin-port", type=int, default=9901)
+    parser.add_argument("--request-deadline-seconds", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    config = EnvoyConfig(
+        selector_address=args.selector_address,
+        descriptor_path=args.descriptor,
+        listen_host=args.listen_host,
+        listen_port=args.listen_port,
+        admin_port=args.admin_port,
+        request_deadline_seconds=args.request_deadline_seconds,
+    )
+    print(write(config, args.out))
+
+
+if __name__ == "__main__":
+    main()

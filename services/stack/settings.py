@@ -1,0 +1,33 @@
+"""Settings of the `make run` supervisor (the same variables the services read)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from services.common.settings import ServiceSettings
+
+
+class StackSettings(ServiceSettings):
+    """Where each process listens, where files go, and how long to wait for each step."""
+
+    data_dir: Path = Path(".data")
+    catalog_path: Path = Path("catalog.yaml")
+    database_url: str = ""
+    model_store_listen_address: str = "127.0.0.1:50052"
+    selector_listen_address: str = "127.0.0.1:50051"
+    request_deadline_seconds: float = Field(60.0, gt=0)
+    # Envoy's public listener: loopback by default for a local run; 0.0.0.0 to expose it.
+    envoy_listen_host: str = "127.0.0.1"
+    envoy_port: int = 8000
+    envoy_admin_port: int = 9901
+    selector_metrics_port: int = 9101
+    model_store_metrics_port: int = 9102
+    health_metrics_port: int = 9103
+    bot_metrics_port: int = 9104
+    telegram_bot_token: str = ""
+    # Seconds each service may take to report SERVING (the first run initialises PostgreSQL).
+    stack_start_timeout_seconds: float = Field(120.0, gt=0)
+    # Seconds each service gets to stop after SIGTERM before it is killed.
+    stack_stop_grace_seconds: float = Field(10.0, gt=0)

@@ -1,0 +1,59 @@
+"""Fixtures: scripted Selector + ModelStore on one loopback server, the real Envoy in front."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from aiselector.v1 import model_store_pb2_grpc, selector_pb2_grpc
+from services.common.server import Registration, start_grpc_server
+from services.stack.envoy_config import EnvoyConfig
+from tests.envoy.harness import (
+    MODEL_STORE,
+    SELECTOR,
+    RunningEnvoy,
+    ScriptedModelStore,
+    ScriptedSelector,
+    Upstream,
+    start_envoy,
+    stop_envoy,
+)
+
+
+@pytest.fixture(scope="module")
+async def upstream() -> AsyncIterator[Upstream]:
+    selector = ScriptedSelector()
+    server = await start_grpc_server(
+        [
+            Registration(SELECTOR, selector_pb2_grpc.add_SelectorServicer_to_server, selector),
+            Registration(
+                MODEL_STORE,
+                model_store_pb2_grpc.add_ModelStoreServicer_to_server,
+                ScriptedModelStore(),
+            ),
+        ],
+        "127.0.0.1:0",
+    )
+    yield Upstream(server, selector)
+    await server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def envoy(upstream: Upstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEnvoy]:
+    config = EnvoyConfig(
+        selector_address=upstream.address,
+        listen_port=0,
+        admin_port=0,
+        request_deadline_seconds=5,
+    )
+    running = start_envoy(config, tmp_path_factory.mktemp("envoy"))
+    yield running
+    stop_envoy(running.process)
+
+
+@pytest.fixture
+async def http(envoy: RunningEnvoy) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=envoy.url, timeout=10) as client:
+        yield client
