@@ -1,0 +1,1 @@
+"""Telegram bot: people in Telegram ask the Selector through it (aiogram 3, gRPC client)."""
