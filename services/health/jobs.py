@@ -47,6 +47,13 @@ def _fresh_request_id() -> Iterator[str]:
         request_id_var.reset(token)
 
 
+def _outcome_name(outcome: int) -> str:
+    """`OUTCOME_SUCCESS` and so on; a value newer than this build → its number."""
+    if outcome not in common_pb2.Outcome.values():
+        return str(outcome)
+    return common_pb2.Outcome.Name(outcome)  # type: ignore[arg-type]
+
+
 def _job_failed(job: str, error: grpc.aio.AioRpcError, metrics: HealthMetrics) -> None:
     """Logs a run whose RPC failed and counts it; the worker carries on."""
     log.warning(
@@ -90,7 +97,7 @@ async def probe_providers(
                     "model": result.model,
                     "provider": result.provider,
                     "status": probe_status_label(result.status),
-                    "outcome": common_pb2.Outcome.Name(result.outcome),
+                    "outcome": _outcome_name(result.outcome),
                     "response_time_seconds": round(result.response_time_seconds, 3),
                     "error": result.error,
                 },

@@ -12,7 +12,9 @@ PROBE_STATUSES = ("success", "error", "skipped")
 
 
 def probe_status_label(status: int) -> str:
-    """`TEST_STATUS_SUCCESS` → `success`, and so on."""
+    """`TEST_STATUS_SUCCESS` → `success`, and so on; a value newer than this build → its number."""
+    if status not in selector_pb2.TestStatus.values():
+        return str(status)
     return selector_pb2.TestStatus.Name(status).removeprefix("TEST_STATUS_").lower()  # type: ignore[arg-type]
 
 
