@@ -1,0 +1,63 @@
+"""Resolves a catalog model into everything needed to call it: base URL, key and wire format."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aiselector.v1 import common_pb2
+from services.common import secrets
+from services.selector.providers.errors import MissingCredentials
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+# OpenAI-compatible providers that reject `response_format`; JSON mode then relies on the prompt.
+PROVIDERS_WITHOUT_RESPONSE_FORMAT = frozenset({"huggingface"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything needed to call one model; the key is kept out of `repr`."""
+
+    provider: str
+    model: str
+    api_format: int
+    base_url: str
+    api_key: str = field(default="", repr=False)
+    reasoning: bool = False
+    # Whether JSON mode is asked for on the wire (`response_format` / `responseMimeType`).
+    json_response_format: bool = True
+
+
+def resolve_target(model: common_pb2.Model, environ: Mapping[str, str]) -> Target:
+    """The target for `model`: base URL from `model.base_url_env` if set, else `api_endpoint`,
+    with `{VAR}` placeholders filled from `environ`; the key from `model.api_key_env`.
+
+    Raises MissingCredentials naming every variable that is needed but unset. The key is registered
+    with `services.common.secrets`, so the JSON log formatter redacts it wherever it appears.
+    """
+    base_url = (environ.get(model.base_url_env, "") if model.base_url_env else "") or (
+        model.api_endpoint
+    )
+    missing: list[str] = []
+    if model.api_key_env and not environ.get(model.api_key_env):
+        missing.append(model.api_key_env)
+    for name in _PLACEHOLDER.findall(base_url):
+        if not environ.get(name) and name not in missing:
+            missing.append(name)
+    if missing:
+        raise MissingCredentials(missing)
+    base_url = _PLACEHOLDER.sub(lambda m: environ[m.group(1)], base_url).rstrip("/")
+    api_key = environ.get(model.api_key_env, "") if model.api_key_env else ""
+    secrets.register(api_key)
+    return Target(
+        provider=model.provider,
+        model=model.provider_model_id,
+        api_format=model.api_format,
+        base_url=base_url,
+        api_key=api_key,
+        reasoning=model.reasoning,
+        json_response_format=model.supports_json
+        and model.provider not in PROVIDERS_WITHOUT_RESPONSE_FORMAT,
+    )

@@ -1,0 +1,55 @@
+"""A provider that echoes the credential back: the key appears in no exception and no log record."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import aiohttp
+import pytest
+
+from services.common.logging import JsonFormatter
+from services.selector.providers import ChatRequest, ProviderError
+from tests.providers.helpers import KEY, WIRES, script
+
+
+@pytest.mark.parametrize("wire", WIRES)
+async def test_echoed_key_never_leaks(sim, client, target, wire, caplog):
+    script(sim, wire, behaviour="echo_authorization")
+    caplog.set_level(logging.DEBUG)
+    echo_target = target(wire)
+    call = ChatRequest(prompt="x")
+
+    # The provider really does echo the key: the test could fail.
+    async with aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bearer {KEY}", "x-goog-api-key": KEY}
+        url = (
+            f"{echo_target.base_url}/models/m:generateContent"
+            if wire[0] == "gemini"
+            else f"{echo_target.base_url}/chat/completions"
+        )
+        async with session.post(url, json={"model": "m"}, headers=headers) as response:
+            assert KEY in await response.text()
+
+    with pytest.raises(ProviderError) as caught:
+        await client.complete(echo_target, call, timeout=5)
+
+    error = caught.value
+    assert error.http_status == 401
+    assert "[REDACTED]" in error.message
+    texts = [
+        str(error),
+        repr(error),
+        error.message,
+        "".join(traceback.format_exception(error)),
+        repr(echo_target),
+    ]
+    formatter = JsonFormatter("test")
+    texts += [formatter.format(record) for record in caplog.records]
+    texts += [record.getMessage() for record in caplog.records]
+    assert any("provider call failed" in text for text in texts)
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    for text in texts:
+        assert KEY not in text
+    assert all(KEY not in entry["path"] for entry in sim.log())
