@@ -1,0 +1,62 @@
+"""Alembic: empty → head, no drift between the models and the migrations, down to base and up."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from services.data import migrate
+from services.data.schema import Base
+from tests.conftest import database_url_for
+
+TABLES = {"ai_models", "prompt_history", "model_attempts", "model_stats_hourly"}
+
+
+@pytest.fixture
+async def empty_engine(postgres_admin_url: str) -> AsyncIterator[AsyncEngine]:
+    name = f"aiselector_empty_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(
+        postgres_admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT"
+    )
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_async_engine(database_url_for(postgres_admin_url, name), poolclass=NullPool)
+    yield engine
+    await engine.dispose()
+    async with admin.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+async def _tables(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        return set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+
+
+async def test_upgrade_from_empty_then_down_and_up_again(empty_engine):
+    assert await _tables(empty_engine) == set()
+    await migrate.upgrade(empty_engine)
+    assert await _tables(empty_engine) == TABLES | {"alembic_version"}
+    await migrate.upgrade(empty_engine)
+    await migrate.downgrade(empty_engine, "base")
+    assert await _tables(empty_engine) == {"alembic_version"}
+    await migrate.upgrade(empty_engine)
+    assert await _tables(empty_engine) >= TABLES
+
+
+async def test_autogenerate_finds_no_difference(empty_engine):
+    await migrate.upgrade(empty_engine)
+
+    def diff(connection) -> list:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
+
+    async with empty_engine.connect() as connection:
+        assert await connection.run_sync(diff) == []
