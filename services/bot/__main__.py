@@ -6,11 +6,7 @@ import asyncio
 import logging
 import sys
 
-import grpc
-
-from services.bot.app import build_bot, build_dispatcher
 from services.bot.config import BotSettings
-from services.bot.selector_client import SelectorClient
 from services.common import logging as json_logging
 from services.common import secrets
 from services.common.metrics import serve_metrics
@@ -20,6 +16,12 @@ log = logging.getLogger("services.bot")
 
 async def run(settings: BotSettings) -> None:
     """Polls Telegram until SIGINT/SIGTERM, then closes the session and the channel."""
+    # Imported here: aiogram takes seconds to import, and an unconfigured bot exits without it.
+    import grpc
+
+    from services.bot.app import build_bot, build_dispatcher
+    from services.bot.selector_client import SelectorClient
+
     async with grpc.aio.insecure_channel(settings.selector_address) as channel:
         selector = SelectorClient(
             channel,

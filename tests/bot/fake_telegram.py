@@ -10,6 +10,7 @@ import itertools
 import json
 import time
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot
@@ -21,6 +22,15 @@ from aiohttp import web
 BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Selector", "username": "selector_bot"}
 _INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout"}
 _JSON_FIELDS = {"reply_markup", "allowed_updates", "commands", "link_preview_options"}
+
+
+@dataclass
+class ApiCall:
+    """One Bot API call the fake server answered."""
+
+    method: str
+    params: dict[str, Any]
+    result: Any
 
 
 class TelegramState:
@@ -94,7 +104,7 @@ class FakeBotApi:
     def __init__(self, token: str) -> None:
         self.token = token
         self.state = TelegramState()
-        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.calls: list[ApiCall] = []
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -131,11 +141,11 @@ class FakeBotApi:
         method: str,
         predicate: Callable[[dict[str, Any]], bool] = lambda _: True,
         within: float = 10.0,
-    ) -> dict[str, Any]:
-        """The parameters of the first `method` call matching `predicate`, waiting for it."""
+    ) -> ApiCall:
+        """The first `method` call whose parameters match `predicate`, waiting for it."""
 
-        def found() -> dict[str, Any] | None:
-            return next((p for m, p in self.calls if m == method and predicate(p)), None)
+        def found() -> ApiCall | None:
+            return next((c for c in self.calls if c.method == method and predicate(c.params)), None)
 
         async with asyncio.timeout(within), self._changed:
             await self._changed.wait_for(lambda: found() is not None)
@@ -156,10 +166,11 @@ class FakeBotApi:
             return web.json_response(
                 {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
             )
+        result = self.state.result(method, params)
         async with self._changed:
-            self.calls.append((method, params))
+            self.calls.append(ApiCall(method, params, result))
             self._changed.notify_all()
-        return web.json_response({"ok": True, "result": self.state.result(method, params)})
+        return web.json_response({"ok": True, "result": result})
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = params.get("offset", 0)

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendChatAction, SendMessage
 
-from aiselector.v1 import selector_pb2
+from aiselector.v1 import common_pb2, selector_pb2
 from services.bot.formatting import telegram_length
 from services.bot.selector_client import SelectorClient
 from services.common import errors
@@ -311,6 +311,23 @@ async def test_non_text_and_unknown_commands(chat: Chat, selector) -> None:
             "ru",
             "⌛ Ни одна модель не успела ответить вовремя. "
             "Попробуйте ещё раз или упростите вопрос.",
+        ),
+        (
+            errors.InvalidArgument(
+                [], reason=common_pb2.ERROR_REASON_PROMPT_REJECTED, metadata={"tried": "3"}
+            ),
+            "en",
+            "🚫 The models refused this question (too long for them or blocked by a filter). "
+            "Please rephrase it.",
+        ),
+        (
+            errors.Unavailable(
+                "model store unreachable",
+                retry_after_seconds=5,
+                reason=common_pb2.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
+            ),
+            "en",
+            "😔 No model can answer right now. Please try again in 5 seconds.",
         ),
         (
             errors.ServiceError("boom"),
