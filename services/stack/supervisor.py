@@ -2,7 +2,9 @@
 
 Each child runs in its own process group (its own session), so Ctrl-C in the terminal reaches only
 the supervisor, which then stops the children one by one: SIGTERM to the whole group, SIGKILL to
-the group after a grace period. Processes a child spawned itself (embedded PostgreSQL) go with it.
+the group after a grace period. Every child also carries a `STACK_SERVICE_TAG` variable that its
+descendants inherit; what still carries it after the stop (a daemon that left the group, such as
+PostgreSQL started by the data service) is terminated too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import os
 import signal
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,7 @@ from pathlib import Path
 from services.stack.readiness import Readiness
 
 LOG_TAIL_LINES = 20
+TAG_VARIABLE = "STACK_SERVICE_TAG"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Child:
     spec: ServiceSpec
     process: asyncio.subprocess.Process
     log_path: Path
+    tag: str
     exited: asyncio.Task[int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -70,23 +75,47 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
     return text.splitlines()[-lines:]
 
 
+def _live_processes() -> list[tuple[int, int, Path]]:
+    """(pid, process group, /proc folder) of every live process; empty without /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            found.append((int(stat.parent.name), int(fields[2]), stat.parent))
+    return found
+
+
 def _group_alive(pgid: int) -> bool:
     """Whether a process of the group still runs (zombies waiting for a reaper do not count)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
+    if not Path("/proc").is_dir():
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return False
         return True
-    for stat in proc.glob("[0-9]*/stat"):
+    return any(group == pgid for _, group, _ in _live_processes())
+
+
+def _tagged(tag: str) -> list[int]:
+    """Pids of live processes whose environment carries `TAG_VARIABLE=tag`."""
+    needle = f"{TAG_VARIABLE}={tag}".encode()
+    pids = []
+    for pid, _, folder in _live_processes():
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            if needle in (folder / "environ").read_bytes().split(b"\0"):
+                pids.append(pid)
+        except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return pids
+
+
+def _signal_pids(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -108,22 +137,24 @@ class Supervisor:
         self.stop_grace_seconds = stop_grace_seconds
         self.poll_seconds = poll_seconds
         self.children: list[Child] = []
+        self.stack_id = uuid.uuid4().hex
 
     async def spawn(self, spec: ServiceSpec) -> Child:
         """Starts `spec` in a new process group, output appended to `<log_dir>/<name>.log`."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{spec.name}.log"
+        tag = f"{self.stack_id}:{spec.name}"
         with log_path.open("ab") as log:
             process = await asyncio.create_subprocess_exec(
                 *spec.argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
-                env=dict(spec.env),
+                env={**spec.env, TAG_VARIABLE: tag},
                 cwd=spec.cwd,
                 start_new_session=True,
             )
-        child = Child(spec, process, log_path)
+        child = Child(spec, process, log_path, tag)
         self.children.append(child)
         return child
 
@@ -166,6 +197,20 @@ class Supervisor:
         if _group_alive(pgid):
             _signal_group(pgid, signal.SIGKILL)
         await child.exited
+        await self._sweep(child.tag)
+
+    async def _sweep(self, tag: str) -> None:
+        """Terminates what a stopped child left behind outside its group."""
+        left = _tagged(tag)
+        if not left:
+            return
+        _signal_pids(left, signal.SIGTERM)
+        for _ in range(int(self.stop_grace_seconds / self.poll_seconds)):
+            await asyncio.sleep(self.poll_seconds)
+            left = _tagged(tag)
+            if not left:
+                return
+        _signal_pids(left, signal.SIGKILL)
 
     async def stop_all(self) -> None:
         """Stops every child, the last started first."""

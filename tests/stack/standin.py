@@ -22,6 +22,7 @@ async def main() -> int:
     parser.add_argument("--exit-code", type=int, default=0)
     parser.add_argument("--ignore-sigterm", action="store_true")
     parser.add_argument("--grandchild", action="store_true")
+    parser.add_argument("--daemon", action="store_true")
     parser.add_argument("--events", type=Path)
     args = parser.parse_args()
 
@@ -34,6 +35,10 @@ async def main() -> int:
     record("start")
     if args.grandchild:
         await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(600)")
+    if args.daemon:
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import time; time.sleep(600)", start_new_session=True
+        )
     server = await start_grpc_server([], f"127.0.0.1:{args.port}", serving=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -113,6 +113,15 @@ async def test_a_child_ignoring_sigterm_is_killed_with_its_whole_group(superviso
     assert "ignoring SIGTERM" in (supervisor.log_dir / "stubborn.log").read_text()
 
 
+async def test_a_daemon_that_left_the_group_is_stopped_too(supervisor, standin, marker):
+    await supervisor.start(standin("data", "--daemon"))
+    assert len(marked_processes(marker)) == 2
+
+    await supervisor.stop_all()
+
+    assert marked_processes(marker) == []
+
+
 def _stack(services: tuple[ServiceSpec, ...], tmp_path: Path) -> Stack:
     admin = environment.AdminToken("not-printed-token", "$(cat .data/admin_token)")
     return Stack(services, "http://127.0.0.1:1", False, admin, tmp_path / "logs")

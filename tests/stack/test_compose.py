@@ -1,0 +1,113 @@
+"""compose.yaml, the Dockerfile and .env.example agree with each other and with the services."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from services.bot.config import BotSettings
+from services.data.settings import DataSettings
+from services.health.settings import HealthSettings
+from services.selector.settings import SelectorSettings
+from services.stack.environment import read_providers
+from services.stack.settings import StackSettings
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+COMPOSE = ROOT / "compose.yaml"
+SERVICES = {"postgres", "migrate", "data", "selector", "health", "bot", "envoy"}
+# Variables of the official postgres image, documented in .env.example's compose section.
+POSTGRES_IMAGE = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"}
+
+
+def documented() -> set[str]:
+    """Every variable named in .env.example (set or commented out): the one list of names."""
+    text = (ROOT / ".env.example").read_text()
+    return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+
+
+def env_names(settings: type[BaseSettings]) -> set[str]:
+    names = set()
+    for name, info in settings.model_fields.items():
+        alias = info.validation_alias
+        names.add(alias.upper() if isinstance(alias, str) else name.upper())
+    return names
+
+
+def read_by_services() -> set[str]:
+    """The variables some process reads: settings fields plus the catalog's provider variables."""
+    names: set[str] = set()
+    for settings in (DataSettings, SelectorSettings, HealthSettings, BotSettings, StackSettings):
+        names |= env_names(settings)
+    for provider in read_providers(ROOT / "catalog.yaml"):
+        names |= {provider.api_key_env, provider.base_url_env, *provider.endpoint_variables}
+    return (names - {""}) | POSTGRES_IMAGE
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_names_every_service(compose):
+    assert set(compose["services"]) == SERVICES
+
+
+def test_every_documented_variable_is_read_by_a_service():
+    assert documented() - read_by_services() == set()
+
+
+def test_every_variable_of_the_team_table_is_documented():
+    table = (ROOT / "docs" / "team-interfaces.md").read_text().split("## Simulator URLs")[0]
+    named = set(re.findall(r"`([A-Z][A-Z0-9_]{2,})`", table))
+    assert named - documented() == set()
+
+
+def test_every_interpolated_variable_is_documented():
+    interpolated = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", COMPOSE.read_text()))
+    assert interpolated
+    assert interpolated - documented() == set()
+
+
+def test_every_environment_key_is_documented(compose):
+    for name, service in compose["services"].items():
+        keys = set(service.get("environment", {}))
+        assert keys - documented() == set(), name
+
+
+def test_every_long_running_service_has_a_healthcheck_and_waits_for_its_dependencies(compose):
+    services = compose["services"]
+    for name in SERVICES - {"migrate"}:
+        assert services[name]["healthcheck"]["test"], name
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"][1]
+    assert services["postgres"]["volumes"]
+    assert services["migrate"]["command"] == ["python", "-m", "services.data", "migrate"]
+    assert services["migrate"]["restart"] == "no"
+    assert services["data"]["depends_on"]["migrate"] == {
+        "condition": "service_completed_successfully"
+    }
+    for name in ("migrate", "data", "selector", "health", "bot", "envoy"):
+        conditions = {d["condition"] for d in services[name]["depends_on"].values()}
+        assert conditions <= {"service_healthy", "service_completed_successfully"}, name
+
+
+def test_only_envoy_publishes_a_port(compose):
+    published = {name for name, s in compose["services"].items() if s.get("ports")}
+    assert published == {"envoy"}
+
+
+def test_envoy_uses_the_official_image_with_the_rendered_config(compose):
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert compose["services"]["envoy"]["build"]["target"] == "envoy"
+    assert "FROM envoyproxy/envoy:v1.40-latest AS envoy" in dockerfile
+    assert "python -m services.stack.envoy_config" in dockerfile
+    assert "--descriptor /etc/envoy/aiselector.pb" in dockerfile
+
+
+def test_python_healthchecks_use_the_probe_module(compose):
+    for name in ("data", "selector", "health", "bot"):
+        test = compose["services"][name]["healthcheck"]["test"]
+        assert test[:4] == ["CMD", "python", "-m", "services.stack.healthcheck"], name

@@ -1,0 +1,141 @@
+"""What `make run` would start: order, environment, demo mode, admin token, Envoy config."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.stack.app import try_it
+from services.stack.plan import build_stack
+from services.stack.settings import StackSettings
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    shutil.copy(ROOT / "catalog.yaml", tmp_path / "catalog.yaml")
+    return tmp_path
+
+
+def settings(**overrides: object) -> StackSettings:
+    return StackSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+
+def names(stack) -> list[str]:
+    return [s.name for s in stack.services]
+
+
+def test_without_provider_keys_the_simulator_starts_first_and_serves_every_provider(root):
+    stack = build_stack(settings(), {}, root=root, simulator_port=4321)
+
+    assert stack.demo
+    assert names(stack) == ["simulator", "data", "selector", "health", "envoy"]
+    simulator = stack.services[0]
+    assert simulator.argv[-4:] == [
+        "--scenario",
+        "services/simulator/scenarios/demo.yaml",
+        "--port",
+        "4321",
+    ]
+    env = stack.services[1].env
+    assert env["GROQ_BASE_URL"] == "http://127.0.0.1:4321/groq/v1"
+    assert env["GEMINI_BASE_URL"] == "http://127.0.0.1:4321/gemini/v1beta"
+    assert env["CLOUDFLARE_BASE_URL"] == "http://127.0.0.1:4321/cloudflare/v1"
+    assert env["GROQ_API_KEY"] == "simulated"
+    assert env["GOOGLE_AI_STUDIO_API_KEY"] == "simulated"
+    assert env["CLOUDFLARE_API_TOKEN"] == "simulated"
+    assert env["CLOUDFLARE_ACCOUNT_ID"] == "simulated"
+
+
+def test_a_real_key_turns_demo_mode_off_and_keeps_real_urls(root):
+    stack = build_stack(settings(), {"GROQ_API_KEY": "gsk_real_key_value"}, root=root)
+
+    assert not stack.demo
+    assert names(stack) == ["data", "selector", "health", "envoy"]
+    env = stack.services[0].env
+    assert env["GROQ_API_KEY"] == "gsk_real_key_value"
+    assert "GROQ_BASE_URL" not in env
+    assert "GEMINI_BASE_URL" not in env
+
+
+def test_dotenv_is_read_and_the_real_environment_wins(root):
+    (root / ".env").write_text(
+        "GROQ_API_KEY=from-dotenv\nCEREBRAS_API_KEY=cerebras-from-dotenv\n"
+        "TELEGRAM_BOT_TOKEN=123:abc\n"
+    )
+
+    stack = build_stack(settings(), {"GROQ_API_KEY": "from-shell"}, root=root)
+
+    env = stack.services[0].env
+    assert env["GROQ_API_KEY"] == "from-shell"
+    assert env["CEREBRAS_API_KEY"] == "cerebras-from-dotenv"
+    assert names(stack)[-1] == "bot"
+
+
+def test_an_empty_key_in_the_shell_hides_the_dotenv_key(root):
+    (root / ".env").write_text("GROQ_API_KEY=from-dotenv\n")
+
+    stack = build_stack(settings(), {"GROQ_API_KEY": ""}, root=root, simulator_port=1)
+
+    assert stack.demo
+
+
+def test_every_service_gets_the_same_addresses(root):
+    stack = build_stack(
+        settings(
+            selector_listen_address="0.0.0.0:6001", model_store_listen_address="127.0.0.1:6002"
+        ),
+        {"GROQ_API_KEY": "k" * 10},
+        root=root,
+    )
+
+    env = stack.services[0].env
+    assert env["SELECTOR_LISTEN_ADDRESS"] == "0.0.0.0:6001"
+    assert env["SELECTOR_ADDRESS"] == "127.0.0.1:6001"
+    assert env["MODEL_STORE_ADDRESS"] == "127.0.0.1:6002"
+    assert env["HEALTH_METRICS_PORT"] == "9103"
+    readiness = {s.name: s.ready.description for s in stack.services}
+    assert readiness["selector"] == "gRPC health SERVING at 127.0.0.1:6001 (aiselector.v1.Selector)"
+    assert readiness["data"] == "gRPC health SERVING at 127.0.0.1:6002 (aiselector.v1.ModelStore)"
+
+
+def test_a_generated_admin_token_is_written_privately_and_never_printed(root):
+    stack = build_stack(settings(data_dir=root / "d"), {}, root=root, simulator_port=1)
+
+    token_file = root / "d" / "admin_token"
+    token = token_file.read_text().strip()
+    assert len(token) >= 32
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert stack.services[0].env["ADMIN_API_TOKEN"] == token
+    lines = try_it(stack)
+    assert not any(token in line for line in lines)
+    assert any(f'Bearer $(cat {token_file})"' in line for line in lines)
+
+
+def test_a_configured_admin_token_is_used_and_referred_to_by_name(root):
+    stack = build_stack(settings(), {"ADMIN_API_TOKEN": "configured-token"}, root=root)
+
+    assert stack.services[0].env["ADMIN_API_TOKEN"] == "configured-token"
+    assert stack.admin.shell_expression == "$ADMIN_API_TOKEN"
+
+
+def test_envoy_config_is_rendered_for_the_chosen_ports(root):
+    stack = build_stack(
+        settings(envoy_port=18000, envoy_admin_port=19901, request_deadline_seconds=30),
+        {},
+        root=root,
+        simulator_port=1,
+    )
+
+    envoy = stack.services[-1]
+    config = yaml.safe_load(Path(envoy.argv[envoy.argv.index("-c") + 1]).read_text())
+    listener = config["static_resources"]["listeners"][0]["address"]["socket_address"]
+    assert listener == {"address": "127.0.0.1", "port_value": 18000}
+    assert config["admin"]["address"]["socket_address"]["port_value"] == 19901
+    assert envoy.ready.description == "HTTP 200 from http://127.0.0.1:19901/ready"
+    assert stack.url == "http://127.0.0.1:18000"
