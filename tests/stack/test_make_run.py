@@ -9,6 +9,8 @@ import signal
 import time
 from pathlib import Path
 
+import httpx
+
 from services.stack.environment import read_providers
 from services.stack.plan import free_port
 from tests.stack.processes import marked_processes, new_marker
@@ -59,6 +61,27 @@ async def read_until_ready(process: asyncio.subprocess.Process, output: list[str
             return
 
 
+async def assert_request_id_reaches_the_selector_log(curl: str, data_dir: Path) -> None:
+    """The id Envoy assigns comes back to the client and is in the Selector's JSON log lines."""
+    url = next(word for word in curl.split() if word.startswith("http://"))
+    async with httpx.AsyncClient(timeout=90) as client:
+        reply = await client.post(url, json={"prompt": "Which request is this?"})
+    assert reply.status_code == 200, reply.text
+    request_id = reply.headers["x-request-id"]
+    assert reply.json()["request_id"] == request_id
+    log = data_dir / "logs" / "selector.log"
+    deadline = time.monotonic() + 10
+    while True:
+        ids = set()
+        for line in log.read_text().splitlines():
+            if line.startswith("{"):
+                ids.add(json.loads(line).get("request_id"))
+        if request_id in ids:
+            return
+        assert time.monotonic() < deadline, f"{request_id} not in {log}"
+        await asyncio.sleep(0.2)
+
+
 async def test_make_run_serves_the_printed_curl_and_stops_cleanly_on_ctrl_c(tmp_path):
     marker = new_marker()
     data_dir = tmp_path / "data"
@@ -89,6 +112,7 @@ async def test_make_run_serves_the_printed_curl_and_stops_cleanly_on_ctrl_c(tmp_
         assert answer["response"], answer
         assert answer["selected_model"], answer
         assert answer["success"] is True
+        await assert_request_id_reaches_the_selector_log(curl, data_dir)
 
         os.killpg(process.pid, signal.SIGINT)
         rest, _ = await asyncio.wait_for(process.communicate(), STOP_WITHIN_SECONDS)
