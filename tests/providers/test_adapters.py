@@ -37,6 +37,17 @@ async def test_normal_answer_with_usage_and_key_sent_in_a_header(sim, client, ta
 
 
 @pytest.mark.parametrize("wire", WIRES)
+async def test_a_long_answer_is_read_to_its_last_byte(sim, client, target, wire):
+    long_text = "word " * 200_000 + "THE END"
+    script(sim, wire, text=long_text)
+
+    result = await client.complete(target(wire), ChatRequest(prompt="Hi"), timeout=10)
+
+    assert result.text.endswith("THE END")
+    assert len(result.text) > 1_000_000
+
+
+@pytest.mark.parametrize("wire", WIRES)
 async def test_system_prompt_and_output_limit_reach_the_provider(sim, client, target, wire):
     request = ChatRequest(prompt="Hi", system_prompt="Answer like a pirate.", max_output_tokens=300)
 

@@ -14,7 +14,7 @@ import pytest
 
 from services.simulator import RunningSimulator, start_simulator
 from services.simulator.environ import PROVIDER_VARIABLES
-from services.simulator.script import load_scenario
+from services.simulator.script import BEHAVIOURS, load_scenario
 
 DEMO = Path(__file__).resolve().parents[2] / "services" / "simulator" / "scenarios" / "demo.yaml"
 
@@ -214,6 +214,14 @@ async def test_admin_endpoints_replace_scripts_reject_bad_ones_and_reset(sim, ht
     async with http.post(f"{sim.url}/_sim/reset") as response:
         assert response.status == 200
     assert sim.log() == []
+
+
+def test_reference_scenario_uses_every_behaviour():
+    scenario = load_scenario(DEMO.with_name("failures.yaml"))
+
+    used = {s.behaviour for s in scenario.scripts.values()}
+    used |= {b for s in scenario.scripts.values() for b in s.sequence}
+    assert BEHAVIOURS - {"ok"} <= used
 
 
 def test_invalid_scenarios_are_refused():

@@ -48,7 +48,6 @@ class ProviderClient:
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None),
             raise_for_status=False,
-            trust_env=True,
         )
         return cls(session)
 
@@ -124,6 +123,13 @@ class ProviderClient:
         self, url: str, headers: dict[str, str], body: dict[str, Any]
     ) -> tuple[int, dict[str, str], str]:
         async with self._session.post(url, json=body, headers=headers) as response:
-            raw = await response.content.read(MAX_REPLY_BYTES)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:  # cut: an over-size reply then fails as not JSON
+                    break
             lowered = {name.lower(): value for name, value in response.headers.items()}
+            raw = b"".join(chunks)[:MAX_REPLY_BYTES]
             return response.status, lowered, raw.decode("utf-8", errors="replace")
