@@ -15,6 +15,7 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.base import BaseSession
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from aiohttp import web
@@ -65,6 +66,8 @@ class RecordingSession(BaseSession):
         super().__init__()
         self.requests: list[TelegramMethod[Any]] = []
         self.state = TelegramState()
+        # Bot API method names whose next call fails with 400 Bad Request.
+        self.fail_once: set[str] = set()
 
     async def make_request(
         self,
@@ -73,6 +76,9 @@ class RecordingSession(BaseSession):
         timeout: int | None = None,  # noqa: ASYNC109 (aiogram's signature)
     ) -> TelegramType:
         self.requests.append(method)
+        if method.__api_method__ in self.fail_once:
+            self.fail_once.discard(method.__api_method__)
+            raise TelegramBadRequest(method=method, message="Bad Request: can't parse entities")
         params = method.model_dump(warnings=False)
         result = self.state.result(method.__api_method__, params)
         response = Response[method.__returning__].model_validate(  # type: ignore[name-defined]

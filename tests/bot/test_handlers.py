@@ -364,6 +364,20 @@ async def test_unreachable_selector(unused_address: str) -> None:
         ]
 
 
+async def test_an_unexpected_error_is_logged_and_the_user_told(
+    chat: Chat, selector, caplog: pytest.LogCaptureFixture
+) -> None:
+    chat.session.fail_once.add("sendMessage")
+    texts = await chat.send("q", language_code="en")
+    assert texts == [
+        "Answer to: q\n\n<i>🤖 groq/llama-3.3-70b-versatile · groq · 1.2 s</i>",
+        "⚠️ Something went wrong. Please try again a bit later.",
+    ]
+    [record] = [r for r in caplog.records if r.name == "services.bot.handlers.errors"]
+    assert record.getMessage() == "unexpected error while handling an update"
+    assert "can't parse entities" in caplog.text
+
+
 # per-user limit
 
 

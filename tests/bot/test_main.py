@@ -59,7 +59,7 @@ async def test_with_a_token_it_answers_and_stops_on_sigterm(
         ),
     )
     try:
-        await api.wait_for("deleteWebhook", within=30)
+        await api.wait_for("deleteWebhook", within=60)
         await api.push(message_update("hi", user_id=41, language_code="en"))
         sent = await api.wait_for("sendMessage", lambda p: p["chat_id"] == 41, within=10)
         assert sent.params["text"] == (
