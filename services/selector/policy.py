@@ -22,6 +22,15 @@ NEAR_TIE = 0.05
 #: Score of a model with no reliability data: reliability prior 1/2 times the neutral speed factor.
 NO_DATA_SCORE = 0.5 * (0.5 + 0.5 * 0.5)
 
+#: A model may use its daily budget this far ahead of an even spread over the UTC day before it
+#: is ranked behind the models that are on pace (it stays in the plan, as a fallback).
+PACE_SLACK = 0.5
+DAY = 86400.0
+#: A model with a request unanswered for this many times its usual latency (and at least
+#: STALL_MIN_S) is ranked behind the others until that request ends: it may have gone silent.
+STALL_FACTOR = 3.0
+STALL_MIN_S = 5.0
+
 _RNG = random.Random()
 
 
@@ -95,7 +104,8 @@ def score(window: ModelWindow) -> float:
 
     reliability = (decayed successes + 1) / (decayed successes + failures + 2), a Beta(1, 1) prior
     that a model without data starts at 1/2 and that a few results move only a little;
-    speed = 1 / (1 + median latency / 4 s), 1/2 without latency data;
+    speed = 1 / (1 + latency / 4 s), 1/2 without latency data, where latency is the window's
+    median blended with the recent moving average by its `recent_weight`;
     score = reliability · (1/2 + speed / 2).
     A model with no data scores NO_DATA_SCORE (0.375), below any model with a handful of recent
     successes, a high success rate and a reasonable latency, but above a proven failing one.
@@ -103,15 +113,24 @@ def score(window: ModelWindow) -> float:
     successes = _finite_non_negative(window.successes)
     failures = _finite_non_negative(window.failures)
     reliability = (successes + 1.0) / (successes + failures + 2.0)
-    latency = window.median_latency_s
-    if latency is None:
-        latency = window.mean_latency_s
-    if latency is None or math.isnan(latency):
-        speed = 0.5
-    else:
-        speed = 1.0 / (1.0 + max(0.0, latency) / SPEED_REFERENCE_S)
+    latency = expected_latency_s(window)
+    speed = 0.5 if latency is None else 1.0 / (1.0 + latency / SPEED_REFERENCE_S)
     value = reliability * (0.5 + 0.5 * speed)
     return min(1.0, max(0.0, value))
+
+
+def expected_latency_s(window: ModelWindow) -> float | None:
+    """The latency ranking assumes: the median (else mean) blended with the recent average."""
+    latency = window.median_latency_s
+    if latency is None or math.isnan(latency):
+        latency = window.mean_latency_s
+    if latency is not None and math.isnan(latency):
+        latency = None
+    recent = window.recent_latency_s
+    if recent is not None and not math.isnan(recent):
+        weight = min(1.0, max(0.0, window.recent_weight))
+        latency = recent if latency is None else weight * recent + (1.0 - weight) * latency
+    return None if latency is None else max(0.0, latency)
 
 
 def _finite_non_negative(value: float) -> float:
@@ -156,9 +175,10 @@ def plan(
 
     Gates run before ranking. Ranking is by `score`, with a random draw of up to NEAR_TIE added to
     each score so that near-equal models share the load instead of one taking every request.
-    `now` is part of the contract (availability was computed for it); the policy reads no clock.
+    Models that are spending a declared daily budget faster than the day passes (`ahead_of_pace`)
+    come after the others, so the free budget lasts the whole day; so do models that hold a
+    request far longer than they usually take (`stalled`). Demoted models remain fallbacks.
     """
-    del now
     draw = rng if rng is not None else _RNG
     scores = {c.spec.model_id: score(c.window) for c in candidates}
     excluded: dict[int, Exclusion] = {}
@@ -169,12 +189,33 @@ def plan(
             eligible.append(candidate.spec)
         else:
             excluded[candidate.spec.model_id] = exclusion
+    demoted = {
+        c.spec.model_id for c in candidates if ahead_of_pace(c.availability, now) or stalled(c, now)
+    }
     keys = {spec.model_id: scores[spec.model_id] + draw.uniform(0.0, NEAR_TIE) for spec in eligible}
-    order = sorted(eligible, key=lambda spec: (-keys[spec.model_id], spec.name))
+    order = sorted(
+        eligible, key=lambda spec: (spec.model_id in demoted, -keys[spec.model_id], spec.name)
+    )
     pin_note = ""
     if needs.pinned_model_id is not None:
         order, pin_note = _apply_pin(order, candidates, excluded, needs.pinned_model_id)
     return Plan(order=order, scores=scores, excluded=excluded, pin_note=pin_note)
+
+
+def ahead_of_pace(availability: Availability, now: float) -> bool:
+    """Whether a model used more of its daily budget than an even spread over the UTC day allows."""
+    elapsed = (now % DAY) / DAY
+    return availability.day_share_used > elapsed + PACE_SLACK
+
+
+def stalled(candidate: Candidate, now: float) -> bool:
+    """Whether the model holds a request unanswered far longer than it usually takes."""
+    since = candidate.availability.in_flight_since
+    if since is None:
+        return False
+    usual = expected_latency_s(candidate.window)
+    limit = max(STALL_MIN_S, STALL_FACTOR * (SPEED_REFERENCE_S if usual is None else usual))
+    return now - since > limit
 
 
 def _apply_pin(

@@ -57,11 +57,17 @@ class Availability:
     `state` is a `selector_pb2.ModelState` value. READY and CIRCUIT_HALF_OPEN admit a request
     (half-open: a single trial); any other state does not, until `until` (epoch seconds) at the
     earliest. A half-open circuit whose trial is in flight reports CIRCUIT_OPEN.
+    `day_share_used` is the largest share (0..1) of a declared daily budget (requests or tokens)
+    already used today; 0 when none is declared. `in_flight_since` is when the oldest request
+    still waiting for an answer from the model was admitted (None when none is), so a provider
+    that went silent shows before its first timeout.
     """
 
     state: int
     reason: str = ""
     until: float | None = None
+    day_share_used: float = 0.0
+    in_flight_since: float | None = None
 
     @property
     def admits(self) -> bool:
@@ -93,12 +99,17 @@ class _Model:
     requests_today: int = 0
     tokens_today: int = 0
     reserved_tokens: deque[int] = field(default_factory=deque)
+    in_flight: deque[float] = field(default_factory=deque)
+    rate_limit_streak: int = 0
 
 
 class LiveState:
     """Per-model circuit, cooldown and budget state, driven by attempt outcomes.
 
-    Reactions follow the design's table. The circuit opens after `failure_threshold` consecutive
+    Reactions follow the design's table. A 429 without a delay cools the model down for
+    `min_rate_limit_seconds`, doubling with each further 429 before a success, up to
+    `default_rate_limit_seconds`: never a tight loop, and a short storm does not bench a model
+    for long. The circuit opens after `failure_threshold` consecutive
     failures for `circuit_open_seconds`, doubling (up to `circuit_max_open_seconds`) for each
     failed trial; once that time has passed it is half-open and admits one trial request at a time
     (a trial slot not released within `trial_timeout_seconds` is freed). Budgets count every request
@@ -113,6 +124,7 @@ class LiveState:
         circuit_open_seconds: float = 30.0,
         circuit_max_open_seconds: float = 300.0,
         default_rate_limit_seconds: float = 60.0,
+        min_rate_limit_seconds: float = 5.0,
         permanent_cooldown_seconds: float = 86400.0,
         minute_seconds: float = 60.0,
         trial_timeout_seconds: float = 120.0,
@@ -123,6 +135,7 @@ class LiveState:
         self.circuit_open_seconds = circuit_open_seconds
         self.circuit_max_open_seconds = max(circuit_max_open_seconds, circuit_open_seconds)
         self.default_rate_limit_seconds = default_rate_limit_seconds
+        self.min_rate_limit_seconds = min(min_rate_limit_seconds, default_rate_limit_seconds)
         self.permanent_cooldown_seconds = permanent_cooldown_seconds
         self.minute_seconds = minute_seconds
         self.trial_timeout_seconds = trial_timeout_seconds
@@ -140,6 +153,8 @@ class LiveState:
         horizon = now - self.minute_seconds
         while model.minute and model.minute[0] <= horizon:
             model.minute.popleft()
+        while model.in_flight and model.in_flight[0] <= now - self.trial_timeout_seconds:
+            model.in_flight.popleft()
         day = _utc_day(now)
         if day != model.day:
             model.day = day
@@ -166,7 +181,20 @@ class LiveState:
         budget = self._budget_block(model, limits, now, est_tokens)
         if budget is not None:
             return budget
-        return circuit if circuit is not None else Availability(READY)
+        share = self._day_share(model, limits)
+        since = model.in_flight[0] if model.in_flight else None
+        if circuit is not None:
+            return Availability(circuit.state, circuit.reason, circuit.until, share, since)
+        return Availability(READY, day_share_used=share, in_flight_since=since)
+
+    def _day_share(self, model: _Model, limits: Limits) -> float:
+        shares = [0.0]
+        if limits.requests_per_day > 0:
+            shares.append(model.requests_today / limits.requests_per_day)
+        if limits.tokens_per_day > 0:
+            used = model.tokens_today + sum(model.reserved_tokens)
+            shares.append(used / limits.tokens_per_day)
+        return min(1.0, max(shares))
 
     def _circuit(self, model: _Model, now: float) -> Availability | None:
         if model.circuit_opened_at is None:
@@ -226,6 +254,7 @@ class LiveState:
         model.minute.append(now)
         model.requests_today += 1
         model.reserved_tokens.append(max(0, est_tokens))
+        model.in_flight.append(now)
         return True
 
     def on_outcome(
@@ -247,15 +276,18 @@ class LiveState:
         model = self._model(model_id)
         self._roll(model, now)
         reserved = model.reserved_tokens.popleft() if model.reserved_tokens else 0
+        if model.in_flight:
+            model.in_flight.popleft()
         if tokens > 0:
             model.tokens_today += tokens
         elif outcome == common_pb2.OUTCOME_SUCCESS:
             model.tokens_today += reserved
         model.trial_started_at = None
         if outcome == common_pb2.OUTCOME_SUCCESS:
+            model.rate_limit_streak = 0
             self._set(model_id, consecutive_failures=0, circuit_opened_at=None)
         elif outcome == common_pb2.OUTCOME_RATE_LIMITED:
-            seconds = self.default_rate_limit_seconds if retry_after is None else retry_after
+            seconds = retry_after if retry_after is not None else self._backoff(model)
             status = f"HTTP {http_status}" if http_status else "rate limited"
             reason = f"rate limited by provider ({status}), retry after {_format_seconds(seconds)}"
             self._cool_down(model_id, outcome, now + max(0.0, seconds), reason, replace=True)
@@ -274,6 +306,12 @@ class LiveState:
             self._cool_down(model_id, outcome, until, reason, replace=False)
         elif outcome in _FAILURES:
             self._fail(model_id, model, now)
+
+    def _backoff(self, model: _Model) -> float:
+        """Cooldown for a 429 that gave no delay: doubling from the minimum up to the default."""
+        seconds = self.min_rate_limit_seconds * 2 ** min(model.rate_limit_streak, 30)
+        model.rate_limit_streak += 1
+        return min(seconds, self.default_rate_limit_seconds)
 
     def _fail(self, model_id: int, model: _Model, now: float) -> None:
         failures = model.consecutive_failures + 1

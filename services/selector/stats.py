@@ -9,9 +9,14 @@ from aiselector.v1 import common_pb2
 
 LATENCY_BOUNDS_MS: tuple[int, ...] = (100, 250, 500, 1000, 2000, 4000, 8000, 15000, 30000, 60000)
 HOUR = 3600.0
+#: Weight of the newest attempt in the recent-latency moving average.
+RECENT_ALPHA = 0.3
+#: The recent latency's say in ranking halves with every this many seconds without an attempt.
+RECENT_HALF_LIFE_S = 600.0
 
 SUCCESS = common_pb2.OUTCOME_SUCCESS
 RATE_LIMITED = common_pb2.OUTCOME_RATE_LIMITED
+TIMEOUT = common_pb2.OUTCOME_TIMEOUT
 FAILURE_OUTCOMES = frozenset(
     {
         common_pb2.OUTCOME_TRANSIENT,
@@ -53,6 +58,9 @@ class ModelWindow:
     `successes` and `failures` are weighted by 0.5 ** (age_hours / half_life); failures are
     TRANSIENT + TIMEOUT + PERMANENT + BAD_ANSWER (rate limits, quota and bad requests are not the
     model's unreliability). Latencies are of successful attempts, weighted by the same decay.
+    `recent_latency_s` is a moving average over the latest live attempts (successes and timeouts,
+    so a model turning slow shows at once); `recent_weight` in [0, 1] fades it out when the model
+    has not been tried for a while.
     """
 
     successes: float = 0.0
@@ -63,6 +71,8 @@ class ModelWindow:
     rate_limited_count: int = 0
     mean_latency_s: float | None = None
     median_latency_s: float | None = None
+    recent_latency_s: float | None = None
+    recent_weight: float = 0.0
 
     @property
     def success_rate(self) -> float:
@@ -174,6 +184,7 @@ class StatsBook:
         self.half_life_hours = half_life_hours
         self.bounds_ms = tuple(bounds_ms)
         self._models: dict[int, _ModelHistory] = {}
+        self._recent: dict[int, tuple[float, float]] = {}
 
     def _history(self, model_id: int) -> _ModelHistory:
         history = self._models.get(model_id)
@@ -206,6 +217,15 @@ class StatsBook:
 
     def add(self, model_id: int, outcome: int, latency_ms: int, tokens: int, at: float) -> None:
         """Records one live attempt started at `at`."""
+        if outcome in (SUCCESS, TIMEOUT):
+            seconds = max(0, latency_ms) / 1000.0
+            previous = self._recent.get(model_id)
+            average = (
+                seconds
+                if previous is None
+                else previous[0] + RECENT_ALPHA * (seconds - previous[0])
+            )
+            self._recent[model_id] = (average, at + seconds)
         history = self._history(model_id)
         start = hour_start(at)
         bucket = history.buckets.get(start)
@@ -226,6 +246,11 @@ class StatsBook:
         history = self._models.get(model_id)
         if history is None or not history.buckets:
             return EMPTY_WINDOW
+        recent = self._recent.get(model_id)
+        recent_latency, recent_weight = None, 0.0
+        if recent is not None:
+            recent_latency = recent[0]
+            recent_weight = 0.5 ** (max(0.0, now - recent[1]) / RECENT_HALF_LIFE_S)
         current = hour_start(now)
         if history.cache_key != current or history.cache is None:
             history.cache = self._closed_totals(history, current)
@@ -249,6 +274,8 @@ class StatsBook:
             rate_limited_count=totals.rate_limited_count,
             mean_latency_s=mean,
             median_latency_s=None if median_ms is None else median_ms / 1000.0,
+            recent_latency_s=recent_latency,
+            recent_weight=recent_weight,
         )
 
     def _closed_totals(self, history: _ModelHistory, current: float) -> _Totals:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from aiselector.v1 import selector_pb2
 from services.selector.policy import (
+    DAY,
     NEAR_TIE,
     NO_DATA_SCORE,
     Candidate,
@@ -76,6 +77,8 @@ windows = st.builds(
     rate_limited_count=st.integers(min_value=0, max_value=10**9),
     mean_latency_s=st.none() | st.floats(min_value=0, max_value=1e6, allow_nan=False),
     median_latency_s=st.none() | st.floats(min_value=0, allow_nan=False, allow_infinity=True),
+    recent_latency_s=st.none() | st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    recent_weight=st.floats(min_value=0, max_value=1),
 )
 
 
@@ -188,3 +191,43 @@ def test_an_ineligible_pin_says_why_and_automatic_choice_answers() -> None:
 def test_estimate_tokens_is_conservative() -> None:
     assert estimate_tokens("") == 1
     assert estimate_tokens("a" * 300) >= 100
+
+
+def test_a_model_that_turned_slow_just_now_falls_behind() -> None:
+    fast_history = proven(500, 0, 0.6)
+    turned_slow = ModelWindow(
+        successes=500,
+        failures=3,
+        total=503,
+        success_count=500,
+        failure_count=3,
+        mean_latency_s=0.6,
+        median_latency_s=0.6,
+        recent_latency_s=15.0,
+        recent_weight=1.0,
+    )
+    steady = proven(200, 2, 2.0)
+    assert score(turned_slow) < score(steady) < score(fast_history)
+
+
+def test_a_model_ahead_of_its_daily_pace_goes_behind_but_stays_a_fallback() -> None:
+    midnight = 20_000 * DAY
+    spent = Availability(selector_pb2.MODEL_STATE_READY, day_share_used=0.9)
+    candidates = [
+        candidate(1, proven(100, 0, 0.5), availability=spent),
+        candidate(2, proven(100, 0, 3.0)),
+    ]
+    early = plan(candidates, Needs(), midnight + 3600, random.Random(2))
+    assert [s.model_id for s in early.order] == [2, 1]
+    late = plan(candidates, Needs(), midnight + 0.95 * DAY, random.Random(2))
+    assert [s.model_id for s in late.order] == [1, 2]
+
+
+def test_a_model_holding_a_request_far_too_long_goes_behind() -> None:
+    waiting = Availability(selector_pb2.MODEL_STATE_READY, in_flight_since=NOW - 8)
+    fresh = Availability(selector_pb2.MODEL_STATE_READY, in_flight_since=NOW - 1)
+    fast, slower = proven(100, 0, 0.5), proven(100, 0, 3.0)
+    silent = plan([candidate(1, fast, availability=waiting), candidate(2, slower)], Needs(), NOW)
+    assert [s.model_id for s in silent.order] == [2, 1]
+    busy = plan([candidate(1, fast, availability=fresh), candidate(2, slower)], Needs(), NOW)
+    assert [s.model_id for s in busy.order] == [1, 2]

@@ -43,11 +43,20 @@ def test_rate_limit_cools_down_exactly_as_long_as_the_provider_said() -> None:
     assert state.snapshot(1)["consecutive_failures"] == 0
 
 
-def test_rate_limit_without_retry_after_uses_the_default() -> None:
-    state = LiveState(default_rate_limit_seconds=45.0)
-    state.on_outcome(1, RATE_LIMITED, T0)
-    assert state.availability(1, NONE, T0 + 44).state == COOLING
-    assert state.availability(1, NONE, T0 + 45).state == READY
+def test_rate_limit_without_retry_after_backs_off_up_to_the_default() -> None:
+    state = LiveState(min_rate_limit_seconds=5.0, default_rate_limit_seconds=45.0)
+    now = T0
+    cooldowns = []
+    for _ in range(6):
+        state.on_outcome(1, RATE_LIMITED, now)
+        until = state.availability(1, NONE, now).until
+        assert until is not None
+        cooldowns.append(until - now)
+        now = until
+    assert cooldowns == [5.0, 10.0, 20.0, 40.0, 45.0, 45.0]
+    state.on_outcome(1, SUCCESS, now)
+    state.on_outcome(1, RATE_LIMITED, now)
+    assert state.availability(1, NONE, now + 5.0).state == READY
 
 
 def test_quota_exhausted_cools_down_until_utc_midnight() -> None:
@@ -204,3 +213,19 @@ def test_snapshot_restore_round_trip_and_dirty_tracking() -> None:
     assert restarted.snapshot(1) == saved
     assert restarted.availability(1, NONE, T0 + 3600).state == COOLING
     assert restarted.take_dirty() == set()
+
+
+def test_daily_budget_share_and_oldest_request_in_flight_are_reported() -> None:
+    state = LiveState()
+    limits = Limits(requests_per_day=10, tokens_per_day=1000)
+    assert state.availability(1, limits, T0).day_share_used == 0.0
+    assert state.acquire(1, limits, T0, est_tokens=500)
+    assert state.acquire(1, limits, T0 + 1, est_tokens=100)
+    availability = state.availability(1, limits, T0 + 2)
+    assert availability.day_share_used == pytest.approx(0.6)
+    assert availability.in_flight_since == T0
+    state.on_outcome(1, SUCCESS, T0 + 3, tokens=50)
+    assert state.availability(1, limits, T0 + 3).in_flight_since == T0 + 1
+    state.on_outcome(1, SUCCESS, T0 + 4, tokens=50)
+    assert state.availability(1, limits, T0 + 4).in_flight_since is None
+    assert state.availability(1, limits, T0 + 4).day_share_used == pytest.approx(0.2)

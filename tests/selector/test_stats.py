@@ -115,3 +115,19 @@ def test_an_attempt_added_to_a_past_hour_is_seen_through_the_cache() -> None:
 def test_invalid_parameters_are_refused() -> None:
     with pytest.raises(ValueError, match="window_hours"):
         StatsBook(window_hours=0)
+
+
+def test_recent_latency_follows_the_latest_attempts_and_fades() -> None:
+    book = StatsBook()
+    for index in range(20):
+        book.add(1, SUCCESS, 500, 0, T0 + index)
+    assert book.window(1, T0 + 20).recent_latency_s == pytest.approx(0.5)
+    for index in range(3):
+        book.add(1, TIMEOUT, 20_000, 0, T0 + 30 + index)
+    window = book.window(1, T0 + 53)
+    assert window.recent_latency_s is not None
+    assert window.recent_latency_s > 10
+    assert window.recent_weight == pytest.approx(1.0, abs=0.01)
+    assert window.median_latency_s is not None
+    assert window.median_latency_s < 1
+    assert book.window(1, T0 + 53 + 600).recent_weight == pytest.approx(0.5, abs=0.01)
