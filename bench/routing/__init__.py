@@ -1,0 +1,1 @@
+"""Routing-quality benchmark: the real selection policy against baselines, in virtual time."""
