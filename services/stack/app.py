@@ -57,6 +57,7 @@ async def run_stack(stack: Stack, supervisor: Supervisor, say: Say = print) -> i
                 say(line)
         for spec in stack.services:
             say(f"starting {spec.name} ...")
+            step = time.monotonic()
             starting = asyncio.ensure_future(supervisor.start(spec))
             await asyncio.wait({starting, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
             if not starting.done():
@@ -64,6 +65,7 @@ async def run_stack(stack: Stack, supervisor: Supervisor, say: Say = print) -> i
                 say("interrupted during start-up")
                 return 0
             starting.result()
+            say(f"{spec.name} ready in {time.monotonic() - step:.1f} s")
         say(f"all services ready in {time.monotonic() - started:.1f} s")
         for line in try_it(stack):
             say(line)

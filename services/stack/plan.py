@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import Mapping
@@ -98,7 +99,11 @@ def build_stack(
         MODEL_STORE_METRICS_PORT=str(settings.model_store_metrics_port),
         HEALTH_METRICS_PORT=str(settings.health_metrics_port),
         BOT_METRICS_PORT=str(settings.bot_metrics_port),
-        PYTHONPATH=f"{root}:{root / 'gen'}",
+        PYTHONPATH=os.pathsep.join(
+            dict.fromkeys(
+                [str(root), str(root / "gen"), *env.get("PYTHONPATH", "").split(os.pathsep)]
+            )
+        ).strip(os.pathsep),
         PYTHONUNBUFFERED="1",
     )
     envoy_config = write(

@@ -61,6 +61,16 @@ async def read_until_ready(process: asyncio.subprocess.Process, output: list[str
             return
 
 
+async def run_printed(command: str) -> dict:
+    """Runs a printed command line in a shell, as a user pasting it would, and parses its JSON."""
+    shell = await asyncio.create_subprocess_shell(
+        command, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    body, errors = await asyncio.wait_for(shell.communicate(), 90)
+    assert shell.returncode == 0, errors
+    return json.loads(body)
+
+
 async def assert_request_id_reaches_the_selector_log(curl: str, data_dir: Path) -> None:
     """The id Envoy assigns comes back to the client and is in the Selector's JSON log lines."""
     url = next(word for word in curl.split() if word.startswith("http://"))
@@ -99,19 +109,17 @@ async def test_make_run_serves_the_printed_curl_and_stops_cleanly_on_ctrl_c(tmp_
         await read_until_ready(process, output)
         print(f"make run ready after {time.monotonic() - started:.1f} s")
         assert any("SIMULATED" in line for line in output)
-        while not any("/api/v1/prompts/process" in line for line in output):
+        while not output[-1].startswith("Logs:"):
             output.append((await process.stdout.readline()).decode().rstrip())  # type: ignore[union-attr]
         [curl] = [line.strip() for line in output if "/api/v1/prompts/process" in line]
 
-        shell = await asyncio.create_subprocess_shell(
-            curl, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-        )
-        body, errors = await asyncio.wait_for(shell.communicate(), 90)
-        assert shell.returncode == 0, errors
-        answer = json.loads(body)
+        answer = await run_printed(curl)
         assert answer["response"], answer
         assert answer["selected_model"], answer
         assert answer["success"] is True
+        admin_curl = next(line for line in output if "/api/v1/providers/test" in line)
+        probes = await run_printed(admin_curl.strip())
+        assert probes.get("total_providers", 0) > 0, probes
         await assert_request_id_reaches_the_selector_log(curl, data_dir)
 
         os.killpg(process.pid, signal.SIGINT)
