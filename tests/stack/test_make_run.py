@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -125,12 +126,26 @@ async def test_make_run_serves_the_printed_curl_and_stops_cleanly_on_ctrl_c(tmp_
         os.killpg(process.pid, signal.SIGINT)
         rest, _ = await asyncio.wait_for(process.communicate(), STOP_WITHIN_SECONDS)
         output += rest.decode().splitlines()
+
+        assert output[-1] == "stopped", "\n".join(output)
+        assert marked_processes(marker) == []
+        logs = {p.stem for p in (data_dir / "logs").glob("*.log")}
+        assert logs == {"simulator", "data", "selector", "health", "envoy"}
     finally:
-        if process.returncode is None:
+        await stop_whatever_is_left(process, marker)
+
+
+async def stop_whatever_is_left(
+    process: asyncio.subprocess.Process, marker: tuple[str, str]
+) -> None:
+    """After a failure: Ctrl-C as a user would, then kill what still runs, so no test leaks."""
+    if process.returncode is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_WITHIN_SECONDS)
+        except TimeoutError:
             os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
-
-    assert output[-1] == "stopped", "\n".join(output)
-    assert marked_processes(marker) == []
-    logs = {p.stem for p in (data_dir / "logs").glob("*.log")}
-    assert logs == {"simulator", "data", "selector", "health", "envoy"}
+    for pid in marked_processes(marker):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
