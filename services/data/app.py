@@ -48,9 +48,9 @@ async def prepare_database(engine: AsyncEngine, catalog_path: Path | None) -> No
             "catalog applied",
             extra={
                 "path": str(catalog_path),
-                "created": len(changes.created),
-                "updated": len(changes.updated),
-                "deactivated": list(changes.deactivated),
+                "models_created": len(changes.created),
+                "models_updated": len(changes.updated),
+                "models_deactivated": list(changes.deactivated),
             },
         )
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -190,15 +191,26 @@ class ModelWindow:
     tokens_today: int = 0
 
 
-def _bucket(row: ModelStatsHourly) -> Bucket:
+_OUTCOME_COLUMNS = tuple(outcome_column(o) for o in OUTCOMES)
+_READ_COLUMNS = (
+    "model_id",
+    "bucket_start",
+    *_OUTCOME_COLUMNS,
+    "success_latency_ms_sum",
+    *LATENCY_COLUMNS,
+    "tokens",
+)
+_HISTOGRAM = slice(3 + len(OUTCOMES), 3 + len(OUTCOMES) + len(LATENCY_COLUMNS))
+
+
+def _bucket(row: Sequence[Any]) -> Bucket:
+    counts = row[2 : 2 + len(OUTCOMES)]
     return Bucket(
-        start_time=row.bucket_start,
-        outcome_counts={
-            o: getattr(row, outcome_column(o)) for o in OUTCOMES if getattr(row, outcome_column(o))
-        },
-        success_latency_ms_sum=row.success_latency_ms_sum,
-        success_latency_histogram=tuple(getattr(row, c) for c in LATENCY_COLUMNS),
-        tokens=row.tokens,
+        start_time=row[1],
+        outcome_counts={o: n for o, n in zip(OUTCOMES, counts, strict=True) if n},
+        success_latency_ms_sum=row[2 + len(OUTCOMES)],
+        success_latency_histogram=tuple(row[_HISTOGRAM]),
+        tokens=row[-1],
     )
 
 
@@ -223,13 +235,14 @@ async def statistics(
     if not ids:
         return []
     table = ModelStatsHourly
-    rows = await session.scalars(
-        select(table)
+    columns = table.__table__.c
+    rows = await session.execute(
+        select(*(columns[name] for name in _READ_COLUMNS))
         .where(table.model_id.in_(ids), table.bucket_start >= start, table.bucket_start < end)
         .order_by(table.model_id, table.bucket_start)
     )
     for row in rows:
-        windows[row.model_id].buckets.append(_bucket(row))
+        windows[row[0]].buckets.append(_bucket(row))
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     requests = sum((table.__table__.c[outcome_column(o)] for o in OUTCOMES), start=0)
     today_rows = await session.execute(

@@ -1,0 +1,214 @@
+"""GetModelStatistics latency for all models at two history sizes (10 thousand and 1 million).
+
+    python -m bench.statistics [--rows 10000,1000000] [--calls 200] [--days 7]
+
+Starts an embedded PostgreSQL in a temporary folder (or uses BENCH_DATABASE_URL), and for each size
+a fresh database with the catalog applied, loads that many attempt rows and as many prompt history
+rows spread over 30 days (INSERT … SELECT generate_series, buckets aggregated from the attempts),
+then times `calls` GetModelStatistics calls over a `days` window through a real gRPC client.
+Reading from hourly buckets means the two sizes should cost about the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+from google.protobuf import timestamp_pb2
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from aiselector.v1 import model_store_pb2, model_store_pb2_grpc
+from services.data.app import start_model_store
+from services.data.db import async_url
+from services.data.embedded import EmbeddedPostgres
+from services.data.schema import LATENCY_BOUNDS_MS, LATENCY_COLUMNS, OUTCOMES, outcome_column
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "statistics.json"
+
+_LATENCY_CASE = " ".join(
+    f"WHEN latency_ms <= {bound} THEN {i}" for i, bound in enumerate(LATENCY_BOUNDS_MS)
+)
+_LOAD_ATTEMPTS = """
+INSERT INTO model_attempts
+  (attempt_id, model_id, start_time, latency_ms, outcome, http_status, source, request_id, tokens)
+SELECT md5(g::text), ids.arr[1 + g % cardinality(ids.arr)],
+       now() - (g::float8 / :rows * :span) * interval '1 second',
+       ((g::bigint * 7919) % 9000 + 50)::int,
+       (ARRAY['success','success','success','success','rate_limited','transient','timeout',
+              'bad_answer'])[1 + g % 8],
+       200, 'user', 'bench-' || g, 100 + g % 50
+FROM generate_series(1, :rows) AS g, (SELECT array_agg(id ORDER BY id) AS arr FROM ai_models) ids
+"""
+_LOAD_HISTORY = """
+INSERT INTO prompt_history
+  (record_id, user_id, prompt_text, selected_model_id, response_text, response_time, success,
+   created_at, caller, attempts)
+SELECT 'bench-' || g, 'user-' || g % 100, 'prompt ' || g, ids.arr[1 + g % cardinality(ids.arr)],
+       'answer ' || g, 1.5, g % 10 <> 0, now() - (g::float8 / :rows * :span) * interval '1 second',
+       'bench', 1
+FROM generate_series(1, :rows) AS g, (SELECT array_agg(id ORDER BY id) AS arr FROM ai_models) ids
+"""
+
+
+def _bucket_sql() -> str:
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE outcome = '{o}') AS {outcome_column(o)}" for o in OUTCOMES
+    )
+    histogram = ", ".join(
+        f"count(*) FILTER (WHERE outcome = 'success' AND "
+        f"(CASE {_LATENCY_CASE} ELSE {len(LATENCY_BOUNDS_MS)} END) = {i}) AS {column}"
+        for i, column in enumerate(LATENCY_COLUMNS)
+    )
+    columns = ", ".join(
+        [
+            *(outcome_column(o) for o in OUTCOMES),
+            *LATENCY_COLUMNS,
+            "success_latency_ms_sum",
+            "tokens",
+        ]
+    )
+    return f"""
+INSERT INTO model_stats_hourly (model_id, bucket_start, {columns})
+SELECT model_id, date_trunc('hour', start_time, 'UTC'), {counts}, {histogram},
+       coalesce(sum(latency_ms) FILTER (WHERE outcome = 'success'), 0), sum(tokens)
+FROM model_attempts GROUP BY 1, 2
+"""
+
+
+def _database(admin_url: str, name: str) -> str:
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def _load(url: str, rows: int) -> float:
+    started = time.perf_counter()
+    engine = create_async_engine(url, poolclass=NullPool)
+    async with engine.begin() as connection:
+        params = {"rows": rows, "span": 30 * 86400}
+        await connection.execute(text(_LOAD_ATTEMPTS), params)
+        await connection.execute(text(_LOAD_HISTORY), params)
+        await connection.execute(text(_bucket_sql()))
+    # Vacuum now, so autovacuum of the fresh rows does not run during the timed calls.
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(text("VACUUM ANALYZE"))
+    await engine.dispose()
+    return time.perf_counter() - started
+
+
+async def _time_calls(address: str, calls: int, days: int) -> tuple[list[float], int]:
+    start = timestamp_pb2.Timestamp()
+    start.FromDatetime(datetime.now(UTC) - timedelta(days=days))
+    request = model_store_pb2.GetModelStatisticsRequest(start_time=start)
+    timings: list[float] = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = model_store_pb2_grpc.ModelStoreStub(channel)
+        for _ in range(10):
+            await stub.GetModelStatistics(request, timeout=30)
+        for _ in range(calls):
+            began = time.perf_counter()
+            reply = await stub.GetModelStatistics(request, timeout=30)
+            timings.append((time.perf_counter() - began) * 1000)
+    assert reply.statistics, "no models in the reply"
+    return timings, sum(len(s.buckets) for s in reply.statistics)
+
+
+async def measure(admin_url: str, rows: int, calls: int, days: int) -> dict[str, float | int]:
+    """Loads `rows` history rows into a fresh database and times GetModelStatistics on it."""
+    name = f"bench_statistics_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = _database(admin_url, name)
+    try:
+        store = await start_model_store(url, "127.0.0.1:0", ROOT / "catalog.yaml")
+        try:
+            load_seconds = await _load(url, rows)
+            timings, buckets = await _time_calls(store.address, calls, days)
+            timings.sort()
+        finally:
+            await store.stop()
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+    return {
+        "history_rows": rows,
+        "calls": calls,
+        "window_days": days,
+        "buckets_in_reply": buckets,
+        "median_ms": round(statistics.median(timings), 3),
+        "p95_ms": round(timings[max(0, int(len(timings) * 0.95) - 1)], 3),
+        "load_seconds": round(load_seconds, 1),
+    }
+
+
+async def run(
+    sizes: list[int], calls: int, days: int, out: Path, server_url: str | None = None
+) -> list[dict[str, float | int]]:
+    """Measures every size, prints a table and writes the JSON results to `out`.
+
+    `server_url` (else BENCH_DATABASE_URL, else an embedded server) is where databases are made.
+    """
+    configured = server_url or os.environ.get("BENCH_DATABASE_URL")
+    folder: Path | None = None
+    server: EmbeddedPostgres | None = None
+    if configured:
+        admin_url = async_url(configured)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="aiselector-bench-"))
+        server = EmbeddedPostgres(folder / "data")
+        admin_url = await asyncio.to_thread(server.start)
+    try:
+        results = [await measure(admin_url, rows, calls, days) for rows in sizes]
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    print(f"GetModelStatistics, all models, {days}-day window, {calls} calls each")
+    print(f"{'history rows':>14} {'buckets':>8} {'median ms':>10} {'p95 ms':>9} {'load s':>8}")
+    for result in results:
+        print(
+            f"{result['history_rows']:>14,} {result['buckets_in_reply']:>8} "
+            f"{result['median_ms']:>10.2f} {result['p95_ms']:>9.2f} {result['load_seconds']:>8.1f}"
+        )
+    if len(results) >= 2:
+        ratio = results[-1]["median_ms"] / results[0]["median_ms"]
+        print(f"median ratio largest/smallest: {ratio:.2f}")
+    document = json.dumps({"benchmark": "statistics", "results": results}, indent=2) + "\n"
+    await asyncio.to_thread(_write, out, document)
+    return results
+
+
+def _write(out: Path, document: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(document, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.statistics", description=__doc__)
+    parser.add_argument("--rows", default="10000,1000000", help="comma-separated history sizes")
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--days", type=int, default=7, help="statistics window in days")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.rows.split(",")]
+    asyncio.run(run(sizes, args.calls, args.days, args.out))
+
+
+if __name__ == "__main__":
+    main()
