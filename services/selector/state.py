@@ -101,6 +101,8 @@ class _Model:
     reserved_tokens: deque[int] = field(default_factory=deque)
     in_flight: deque[float] = field(default_factory=deque)
     rate_limit_streak: int = 0
+    learned_rpm: int = 0
+    learned_until: float = 0.0
 
 
 class LiveState:
@@ -109,7 +111,9 @@ class LiveState:
     Reactions follow the design's table. A 429 without a delay cools the model down for
     `min_rate_limit_seconds`, doubling with each further 429 before a success, up to
     `default_rate_limit_seconds`: never a tight loop, and a short storm does not bench a model
-    for long. The circuit opens after `failure_threshold` consecutive
+    for long. Such a 429 also teaches a per-minute limit (the requests the provider accepted in
+    the last minute) that paces the model for `learned_limit_seconds`, when no tighter one is
+    declared. The circuit opens after `failure_threshold` consecutive
     failures for `circuit_open_seconds`, doubling (up to `circuit_max_open_seconds`) for each
     failed trial; once that time has passed it is half-open and admits one trial request at a time
     (a trial slot not released within `trial_timeout_seconds` is freed). Budgets count every request
@@ -128,6 +132,7 @@ class LiveState:
         permanent_cooldown_seconds: float = 86400.0,
         minute_seconds: float = 60.0,
         trial_timeout_seconds: float = 120.0,
+        learned_limit_seconds: float = 600.0,
     ) -> None:
         if failure_threshold < 1:
             raise ValueError("failure_threshold must be at least 1")
@@ -139,6 +144,7 @@ class LiveState:
         self.permanent_cooldown_seconds = permanent_cooldown_seconds
         self.minute_seconds = minute_seconds
         self.trial_timeout_seconds = trial_timeout_seconds
+        self.learned_limit_seconds = learned_limit_seconds
         self._models: dict[int, _Model] = {}
         self._dirty: set[int] = set()
 
@@ -217,11 +223,15 @@ class LiveState:
     def _budget_block(
         self, model: _Model, limits: Limits, now: float, est_tokens: int
     ) -> Availability | None:
-        if limits.requests_per_minute > 0 and len(model.minute) >= limits.requests_per_minute:
-            index = len(model.minute) - limits.requests_per_minute
+        rpm, learned = limits.requests_per_minute, ""
+        tighter = rpm <= 0 or model.learned_rpm < rpm
+        if model.learned_rpm and now < model.learned_until and tighter:
+            rpm, learned = model.learned_rpm, ", as learned from the provider's 429"
+        if rpm > 0 and len(model.minute) >= rpm:
+            index = len(model.minute) - rpm
             return Availability(
                 OUT_OF_BUDGET,
-                f"requests-per-minute budget spent ({limits.requests_per_minute}/min)",
+                f"requests-per-minute budget spent ({rpm}/min{learned})",
                 model.minute[index] + self.minute_seconds,
             )
         if limits.requests_per_day > 0 and model.requests_today >= limits.requests_per_day:
@@ -257,6 +267,20 @@ class LiveState:
         model.in_flight.append(now)
         return True
 
+    def acquire_probe(self, model_id: int, now: float) -> None:
+        """Counts a health probe in the budget windows without gating it.
+
+        Probes bypass open circuits and failure cooldowns: a passing probe is how a benched model
+        gets back in. The caller skips models whose provider asked to wait or whose budget is
+        nearly spent.
+        """
+        model = self._model(model_id)
+        self._roll(model, now)
+        model.minute.append(now)
+        model.requests_today += 1
+        model.reserved_tokens.append(0)
+        model.in_flight.append(now)
+
     def on_outcome(
         self,
         model_id: int,
@@ -285,9 +309,19 @@ class LiveState:
         model.trial_started_at = None
         if outcome == common_pb2.OUTCOME_SUCCESS:
             model.rate_limit_streak = 0
-            self._set(model_id, consecutive_failures=0, circuit_opened_at=None)
+            self._set(
+                model_id,
+                consecutive_failures=0,
+                circuit_opened_at=None,
+                cooldown_until=None,
+                cooldown_reason="",
+                cooldown_outcome=common_pb2.OUTCOME_UNSPECIFIED,
+            )
         elif outcome == common_pb2.OUTCOME_RATE_LIMITED:
             seconds = retry_after if retry_after is not None else self._backoff(model)
+            if retry_after is None and len(model.minute) > 1:
+                model.learned_rpm = len(model.minute) - 1
+                model.learned_until = now + self.learned_limit_seconds
             status = f"HTTP {http_status}" if http_status else "rate limited"
             reason = f"rate limited by provider ({status}), retry after {_format_seconds(seconds)}"
             self._cool_down(model_id, outcome, now + max(0.0, seconds), reason, replace=True)

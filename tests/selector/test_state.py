@@ -229,3 +229,19 @@ def test_daily_budget_share_and_oldest_request_in_flight_are_reported() -> None:
     state.on_outcome(1, SUCCESS, T0 + 4, tokens=50)
     assert state.availability(1, limits, T0 + 4).in_flight_since is None
     assert state.availability(1, limits, T0 + 4).day_share_used == pytest.approx(0.2)
+
+
+def test_a_429_without_delay_teaches_an_undeclared_per_minute_limit_for_a_while() -> None:
+    state = LiveState(min_rate_limit_seconds=1.0, learned_limit_seconds=600.0, minute_seconds=60.0)
+    for index in range(4):
+        assert state.acquire(1, NONE, T0 + index)
+    state.on_outcome(1, RATE_LIMITED, T0 + 4)
+    learned = state.availability(1, NONE, T0 + 30)
+    assert learned.state == OUT_OF_BUDGET
+    assert "3/min" in learned.reason
+    assert "learned" in learned.reason
+    assert learned.until == pytest.approx(T0 + 61)
+    assert state.acquire(1, NONE, T0 + 61)
+    assert not state.acquire(1, NONE, T0 + 61.5)
+    for index in range(6):
+        assert state.acquire(1, NONE, T0 + 700 + index)
