@@ -17,12 +17,11 @@ log = logging.getLogger("services.bot")
 async def run(settings: BotSettings) -> None:
     """Polls Telegram until SIGINT/SIGTERM, then closes the session and the channel."""
     # Imported here: aiogram takes seconds to import, and an unconfigured bot exits without it.
-    import grpc
-
     from services.bot.app import build_bot, build_dispatcher
     from services.bot.selector_client import SelectorClient
+    from services.common.channels import open_channel
 
-    async with grpc.aio.insecure_channel(settings.selector_address) as channel:
+    async with open_channel(settings.selector_address) as channel:
         selector = SelectorClient(
             channel,
             prompt_timeout_seconds=settings.prompt_timeout_seconds,

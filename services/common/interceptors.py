@@ -53,8 +53,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             request_id = request_id_from(context)
             token = request_id_var.set(request_id)
             try:
+                response = await behavior(request, context)
+                # Sent only on success: an error must stay "trailers-only" so that Envoy turns the
+                # `retry-after` trailer into an HTTP header; there the id goes in the trailers.
                 await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
-                return await behavior(request, context)
+                return response
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except ServiceError as error:
@@ -64,7 +67,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 )
                 status = rpc_status.to_status(to_status(error))
                 await context.abort(
-                    status.code, status.details, (*status.trailing_metadata, *error.trailers())
+                    status.code,
+                    status.details,
+                    (*status.trailing_metadata, *error.trailers(), (REQUEST_ID_KEY, request_id)),
                 )
             except Exception:
                 log.exception("unexpected error", extra={"method": method})

@@ -8,12 +8,13 @@ import logging
 
 from aiselector.v1 import model_store_pb2, model_store_pb2_grpc, selector_pb2, selector_pb2_grpc
 from services.common import secrets
+from services.common.channels import open_channel
 from services.common.logging import configure
 from services.common.metrics import serve_metrics
 from services.common.server import wait_for_signal
 from services.health.jobs import utc_now
 from services.health.metrics import HealthMetrics
-from services.health.readiness import open_channel, wait_until_serving
+from services.health.readiness import wait_until_serving
 from services.health.scheduler import build_scheduler
 from services.health.settings import HealthSettings
 from services.health.shutdown import RunningJobs, stop_gracefully

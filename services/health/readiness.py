@@ -10,18 +10,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-# Client channel options: after an outage, reconnect within seconds rather than minutes.
-CHANNEL_OPTIONS = (
-    ("grpc.initial_reconnect_backoff_ms", 500),
-    ("grpc.min_reconnect_backoff_ms", 500),
-    ("grpc.max_reconnect_backoff_ms", 10_000),
-)
-
-
-def open_channel(address: str) -> grpc.aio.Channel:
-    """An insecure client channel to `address` that recovers quickly once the server is back."""
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-
 
 async def wait_until_serving(
     channel: grpc.aio.Channel,

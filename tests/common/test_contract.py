@@ -55,7 +55,8 @@ def test_every_rpc_has_its_own_request_and_response(files):
             response = method.output_type.rsplit(".", 1)[-1]
             assert request == f"{method.name}Request"
             assert response == f"{method.name}Response"
-            assert request not in seen and response not in seen
+            assert request not in seen
+            assert response not in seen
             seen |= {request, response}
 
 
@@ -78,9 +79,7 @@ def test_every_enum_zero_value_is_unspecified(files):
 def test_every_element_is_commented(files):
     for f in files:
         documented = {
-            tuple(loc.path)
-            for loc in f.source_code_info.location
-            if loc.leading_comments.strip()
+            tuple(loc.path) for loc in f.source_code_info.location if loc.leading_comments.strip()
         }
         # path kinds: 4 = message, 5 = enum, 6 = service; 2 = field, 2 (enum) = value, 2 = method
         for i, message in enumerate(f.message_type):

@@ -36,7 +36,11 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
 @pytest.fixture
 async def server():
     running = await start_grpc_server(
-        [Registration(SELECTOR, selector_pb2_grpc.add_SelectorServicer_to_server, ScriptedSelector())],
+        [
+            Registration(
+                SELECTOR, selector_pb2_grpc.add_SelectorServicer_to_server, ScriptedSelector()
+            )
+        ],
         "127.0.0.1:0",
     )
     yield running

@@ -8,9 +8,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from aiselector.v1 import selector_pb2_grpc
+from services.common.channels import open_channel
 from services.common.server import GrpcServer
 from services.health.metrics import HealthMetrics
-from services.health.readiness import open_channel
 from tests.health.fakes import ScriptedSelector, start_selector
 
 

@@ -9,10 +9,10 @@ from prometheus_client import CollectorRegistry
 
 from aiselector.v1 import selector_pb2_grpc
 from services.common import errors
+from services.common.channels import open_channel
 from services.common.logging import JsonFormatter
 from services.health.jobs import PROBE_JOB, probe_providers
 from services.health.metrics import HealthMetrics
-from services.health.readiness import open_channel
 from tests.health.fakes import ADMIN_TOKEN, ScriptedSelector, start_selector
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from services.health.readiness import open_channel, wait_until_serving
+from services.common.channels import open_channel
+from services.health.readiness import wait_until_serving
 from tests.health.fakes import (
     MODEL_STORE_SERVICE,
     SELECTOR_SERVICE,

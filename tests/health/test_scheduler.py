@@ -13,8 +13,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import SecretStr
 
 from aiselector.v1 import model_store_pb2_grpc
+from services.common.channels import open_channel
 from services.health.jobs import PROBE_JOB, RETENTION_JOB, probe_providers, purge_history
-from services.health.readiness import open_channel
 from services.health.scheduler import MISFIRE_GRACE_SECONDS, build_scheduler
 from services.health.settings import HealthSettings
 from tests.health.fakes import ADMIN_TOKEN, ScriptedSelector, eventually, free_port

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from aiselector.v1 import model_store_pb2_grpc
-from services.health.readiness import open_channel
+from services.common.channels import open_channel
 from services.health.scheduler import build_scheduler
 from services.health.settings import HealthSettings
 from services.health.shutdown import RunningJobs, stop_gracefully

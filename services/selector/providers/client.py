@@ -60,7 +60,7 @@ class ProviderClient:
         target: Target,
         request: ChatRequest,
         *,
-        timeout: float,  # noqa: ASYNC109 - the per-attempt timeout is part of the API
+        timeout: float,
     ) -> ChatResult:
         """The model's answer to `request`, within `timeout` seconds from connect to last byte.
 

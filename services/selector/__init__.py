@@ -1,0 +1,1 @@
+"""Selector service: answers prompts with the best free model available now."""

@@ -1,0 +1,26 @@
+"""`python -m services.selector`: serve the Selector until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.common import logging as json_logging
+from services.common import secrets
+from services.common.metrics import serve_metrics
+from services.common.server import wait_for_signal
+from services.selector.app import start_selector
+from services.selector.settings import SelectorSettings
+
+
+async def main() -> None:
+    settings = SelectorSettings()
+    json_logging.configure("selector", settings.log_level)
+    secrets.register_from_environment()
+    serve_metrics(settings.selector_metrics_port)
+    running = await start_selector(settings)
+    await wait_for_signal()
+    await running.stop(settings.shutdown_grace_seconds)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

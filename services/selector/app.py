@@ -1,0 +1,173 @@
+"""Starts and stops a Selector: ModelStore channel, providers, snapshot refresh, gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import grpc
+
+from aiselector.v1 import model_store_pb2_grpc, selector_pb2, selector_pb2_grpc
+from services.common.channels import open_channel
+from services.common.server import GrpcServer, Registration, start_grpc_server
+from services.selector import snapshot
+from services.selector.bookkeeping import Recorder
+from services.selector.engine import Engine
+from services.selector.providers import ProviderClient
+from services.selector.server import SelectorServicer
+from services.selector.settings import SelectorSettings
+from services.selector.state import LiveState
+from services.selector.stats import StatsBook
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
+
+
+@dataclass
+class RunningSelector:
+    """A started Selector and what it owns."""
+
+    grpc: GrpcServer
+    engine: Engine
+    servicer: SelectorServicer
+    recorder: Recorder
+    channel: grpc.aio.Channel
+    providers: ProviderClient
+    refresher: asyncio.Task[None]
+
+    @property
+    def port(self) -> int:
+        return self.grpc.port
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.grpc.port}"
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Returns once the Selector serves (its catalog loaded); TimeoutError otherwise."""
+        async with asyncio.timeout(timeout):
+            await self.servicer.wait_ready()
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stops serving, then delivers buffered records and closes clients."""
+        await self.grpc.stop(grace)
+        self.refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.refresher
+        await self.recorder.stop()
+        await self.providers.close()
+        await self.channel.close()
+
+
+async def refresh(
+    engine: Engine,
+    stub: model_store_pb2_grpc.ModelStoreStub,
+    environ: Mapping[str, str],
+    *,
+    first: bool,
+) -> None:
+    """Reloads the catalog and statistics; on the first load also restores live state."""
+    now = time.time()
+    models = await snapshot.load_models(stub)
+    stats = await snapshot.load_statistics(stub, engine.window_hours, now)
+    if first:
+        snapshot.restore_live_state(engine.live, models, stats, now)
+    snapshot.apply_statistics(engine.stats, stats)
+    for attempt in engine.recorder.pending_attempts():
+        started = attempt.start_time.seconds + attempt.start_time.nanos / 1e9
+        engine.stats.add(
+            attempt.model_id,
+            attempt.outcome,
+            attempt.latency_ms,
+            attempt.prompt_tokens + attempt.completion_tokens,
+            started,
+        )
+    engine.catalog = snapshot.Catalog.build(models, environ)
+
+
+async def _refresh_loop(
+    servicer: SelectorServicer,
+    server: GrpcServer,
+    engine: Engine,
+    stub: model_store_pb2_grpc.ModelStoreStub,
+    environ: Mapping[str, str],
+    interval: float,
+) -> None:
+    backoff = 0.2
+    while not servicer.ready:
+        try:
+            await refresh(engine, stub, environ, first=True)
+        except grpc.aio.AioRpcError as error:
+            log.warning("ModelStore not reachable yet", extra={"code": error.code().name})
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+            continue
+        servicer.mark_ready()
+        await server.set_serving(True)
+        log.info("catalog loaded", extra={"models": len(engine.catalog.entries)})
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await engine.recorder.flush()
+            await refresh(engine, stub, environ, first=False)
+        except grpc.aio.AioRpcError as error:
+            log.warning(
+                "snapshot refresh failed; serving the last one", extra={"code": error.code().name}
+            )
+
+
+async def start_selector(
+    settings: SelectorSettings, environ: Mapping[str, str] | None = None
+) -> RunningSelector:
+    """Starts a Selector on `settings.selector_listen_address`; it serves once the catalog loads."""
+    environ = dict(os.environ if environ is None else environ)
+    channel = open_channel(settings.model_store_address)
+    stub = model_store_pb2_grpc.ModelStoreStub(channel)
+    providers = await ProviderClient.open()
+    live = LiveState(
+        failure_threshold=settings.circuit_failure_threshold,
+        circuit_open_seconds=settings.circuit_open_seconds,
+        default_rate_limit_seconds=settings.default_rate_limit_seconds,
+        permanent_cooldown_seconds=settings.permanent_cooldown_seconds,
+        minute_seconds=settings.budget_minute_seconds,
+    )
+    recorder = Recorder(
+        stub,
+        capacity=settings.record_buffer_size,
+        interval=settings.record_flush_seconds,
+        availability_source=lambda: [
+            snapshot.availability_message(live, model_id) for model_id in live.take_dirty()
+        ],
+    )
+    engine = Engine(
+        providers=providers,
+        live=live,
+        stats=StatsBook(window_hours=settings.stats_window_hours),
+        recorder=recorder,
+        probe_prompt=settings.synthetic_test_prompt,
+        probe_max_output_tokens=settings.probe_max_output_tokens,
+        probe_concurrency=settings.probe_concurrency,
+        max_retry_wait_seconds=settings.max_retry_wait_seconds,
+        window_hours=settings.stats_window_hours,
+    )
+    token = settings.admin_api_token.get_secret_value() if settings.admin_api_token else None
+    servicer = SelectorServicer(
+        engine, default_deadline=settings.request_deadline_seconds, admin_token=token
+    )
+    server = await start_grpc_server(
+        [Registration(SERVICE_NAME, selector_pb2_grpc.add_SelectorServicer_to_server, servicer)],
+        settings.selector_listen_address,
+        serving=False,
+    )
+    recorder.start()
+    refresher = asyncio.create_task(
+        _refresh_loop(servicer, server, engine, stub, environ, settings.snapshot_refresh_seconds),
+        name="snapshot-refresh",
+    )
+    return RunningSelector(server, engine, servicer, recorder, channel, providers, refresher)

@@ -1,0 +1,148 @@
+"""Sends attempts, history rows and availability to ModelStore in background batches.
+
+The request path only appends to bounded in-memory buffers; a background task delivers them. While
+ModelStore is unreachable the records wait (up to the buffer size; beyond it the oldest are dropped,
+counted, logged and exported as a metric) and are delivered when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+
+import grpc
+
+from aiselector.v1 import common_pb2, model_store_pb2, model_store_pb2_grpc
+from services.selector import metrics
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+RPC_TIMEOUT = 5.0
+
+
+class Recorder:
+    """Bounded buffers of records plus the task that flushes them."""
+
+    def __init__(
+        self,
+        stub: model_store_pb2_grpc.ModelStoreStub,
+        *,
+        capacity: int,
+        interval: float,
+        availability_source: Callable[[], list[common_pb2.ModelAvailability]] | None = None,
+    ) -> None:
+        self._stub = stub
+        self._capacity = capacity
+        self._interval = interval
+        self._availability_source = availability_source
+        self._attempts: deque[common_pb2.Attempt] = deque()
+        self._prompts: deque[common_pb2.PromptRecord] = deque()
+        self._availability: dict[int, common_pb2.ModelAvailability] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def add_attempt(self, attempt: common_pb2.Attempt) -> None:
+        """Queues one attempt outcome."""
+        self._push(self._attempts, attempt, "attempt")
+
+    def add_prompt(self, record: common_pb2.PromptRecord) -> None:
+        """Queues one history row."""
+        self._push(self._prompts, record, "prompt")
+
+    def pending_attempts(self) -> list[common_pb2.Attempt]:
+        """Attempts not yet delivered (the snapshot re-applies them after a reload)."""
+        return list(self._attempts)
+
+    def depth(self) -> int:
+        """Records waiting for delivery."""
+        return len(self._attempts) + len(self._prompts)
+
+    def _push(self, queue: deque, item: object, kind: str) -> None:
+        if self.depth() >= self._capacity:
+            queue.popleft() if queue else (self._attempts or self._prompts).popleft()
+            self.dropped += 1
+            metrics.BUFFER_DROPPED.labels(kind).inc()
+            log.warning(
+                "record buffer full, oldest record dropped", extra={"dropped": self.dropped}
+            )
+        queue.append(item)
+        metrics.BUFFER_DEPTH.set(self.depth())
+        if len(queue) >= BATCH:
+            self._wake.set()
+
+    def start(self) -> None:
+        """Starts the background flusher."""
+        self._task = asyncio.create_task(self._run(), name="record-flusher")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stops the flusher and delivers what is left, within `timeout`."""
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.depth() or self._collect_availability():
+                    if not await self.flush():
+                        break
+        if self.depth():
+            log.error("records not delivered at shutdown", extra={"records": self.depth()})
+
+    async def _run(self) -> None:
+        backoff = self._interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff):
+                    await self._wake.wait()
+            self._wake.clear()
+            delivered = await self.flush()
+            backoff = self._interval if delivered else min(backoff * 2, 5.0)
+
+    def _collect_availability(self) -> bool:
+        if self._availability_source:
+            for item in self._availability_source():
+                self._availability[item.model_id] = item
+        return bool(self._availability)
+
+    async def flush(self) -> bool:
+        """Delivers one round of batches; False when ModelStore could not be reached."""
+        try:
+            self._collect_availability()
+            if self._availability:
+                batch = list(self._availability.values())
+                await self._stub.UpdateModelAvailability(
+                    model_store_pb2.UpdateModelAvailabilityRequest(availabilities=batch),
+                    timeout=RPC_TIMEOUT,
+                )
+                for item in batch:
+                    if self._availability.get(item.model_id) is item:
+                        del self._availability[item.model_id]
+            while self._attempts:
+                batch = [self._attempts[i] for i in range(min(BATCH, len(self._attempts)))]
+                await self._stub.RecordAttempts(
+                    model_store_pb2.RecordAttemptsRequest(attempts=batch), timeout=RPC_TIMEOUT
+                )
+                for _ in batch:
+                    self._attempts.popleft()
+            while self._prompts:
+                batch = [self._prompts[i] for i in range(min(BATCH, len(self._prompts)))]
+                await self._stub.RecordPrompts(
+                    model_store_pb2.RecordPromptsRequest(records=batch), timeout=RPC_TIMEOUT
+                )
+                for _ in batch:
+                    self._prompts.popleft()
+        except grpc.aio.AioRpcError as error:
+            metrics.FLUSH_FAILURES.inc()
+            log.warning(
+                "ModelStore unreachable; records kept for later",
+                extra={"code": error.code().name, "records": self.depth()},
+            )
+            return False
+        finally:
+            metrics.BUFFER_DEPTH.set(self.depth())
+        return True

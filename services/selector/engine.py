@@ -1,0 +1,542 @@
+"""The request path: plan, try models in order within one deadline, react to every outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from google.protobuf import timestamp_pb2
+
+from aiselector.v1 import common_pb2, selector_pb2
+from services.common import errors
+from services.selector import metrics
+from services.selector.bookkeeping import Recorder
+from services.selector.policy import Candidate, Needs, Plan, estimate_tokens, plan
+from services.selector.providers import ChatRequest, ChatResult, ProviderClient, ProviderError
+from services.selector.snapshot import Catalog, Entry
+from services.selector.state import LiveState
+from services.selector.stats import StatsBook
+from services.selector.validation import PromptInput
+
+log = logging.getLogger(__name__)
+
+# An attempt needs at least this much of the deadline to be worth starting, in seconds.
+MIN_ATTEMPT_SECONDS = 0.05
+# Rounds of (plan, try every eligible model) per request; later rounds only follow short waits.
+MAX_ROUNDS = 3
+# Retry delay suggested when nothing says when to come back, in seconds.
+DEFAULT_RETRY_SECONDS = 30.0
+BLOCKED_STATES = (
+    selector_pb2.MODEL_STATE_COOLING_DOWN,
+    selector_pb2.MODEL_STATE_CIRCUIT_OPEN,
+    selector_pb2.MODEL_STATE_CIRCUIT_HALF_OPEN,
+    selector_pb2.MODEL_STATE_OUT_OF_BUDGET,
+)
+RATE_OUTCOMES = (common_pb2.OUTCOME_RATE_LIMITED, common_pb2.OUTCOME_QUOTA_EXHAUSTED)
+
+
+@dataclass
+class _Attempted:
+    """What one attempt produced."""
+
+    summary: selector_pb2.AttemptSummary
+    outcome: int
+    result: ChatResult | None = None
+
+
+@dataclass
+class _Trace:
+    """Everything one request did, for the reply, the history row and the final error."""
+
+    summaries: list[selector_pb2.AttemptSummary] = field(default_factory=list)
+    retryable: set[int] = field(default_factory=set)
+    done: set[int] = field(default_factory=set)
+    first_planned: int | None = None
+    pin_note: str = ""
+
+
+class Engine:
+    """Answers prompts and probes; owns the live state, statistics and the catalog snapshot."""
+
+    def __init__(
+        self,
+        *,
+        providers: ProviderClient,
+        live: LiveState,
+        stats: StatsBook,
+        recorder: Recorder,
+        probe_prompt: str,
+        probe_max_output_tokens: int = 16,
+        probe_concurrency: int = 4,
+        max_retry_wait_seconds: float = 5.0,
+        window_hours: int = 168,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.providers = providers
+        self.live = live
+        self.stats = stats
+        self.recorder = recorder
+        self.catalog = Catalog({}, {}, frozenset())
+        self.probe_prompt = probe_prompt
+        self.probe_max_output_tokens = probe_max_output_tokens
+        self.probe_concurrency = probe_concurrency
+        self.max_retry_wait_seconds = max_retry_wait_seconds
+        self.window_hours = window_hours
+        self.rng = rng or random.Random()
+
+    # ---- planning -------------------------------------------------------------------------
+
+    def _candidates(self, now: float, est_tokens: int) -> list[Candidate]:
+        return [
+            Candidate(
+                spec=e.spec,
+                window=self.stats.window(e.spec.model_id, now),
+                availability=self.live.availability(
+                    e.spec.model_id, e.spec.limits, now, est_tokens
+                ),
+                credentials_error=e.credentials_error,
+            )
+            for e in self.catalog.entries.values()
+        ]
+
+    def plan(self, needs: Needs, now: float, rng: random.Random | None = None) -> Plan:
+        """The policy's plan for `needs` over the current snapshot and live state."""
+        return plan(self._candidates(now, needs.prompt_tokens), needs, now, rng or self.rng)
+
+    # ---- ProcessPrompt --------------------------------------------------------------------
+
+    async def process(
+        self, prompt: PromptInput, *, deadline: float, request_id: str, caller: str
+    ) -> selector_pb2.ProcessPromptResponse:
+        """Answers `prompt` before `deadline` (event-loop time) or raises a ServiceError."""
+        loop = asyncio.get_running_loop()
+        started, started_wall = loop.time(), time.time()
+        trace = _Trace()
+        code, answer, answered = "UNKNOWN", None, None
+        try:
+            answered, answer = await self._answer(prompt, deadline, request_id, trace)
+            code = "OK"
+        except errors.ServiceError as error:
+            code = error.code.name
+            raise
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        finally:
+            elapsed = loop.time() - started
+            metrics.REQUESTS.labels(code).inc()
+            metrics.REQUEST_SECONDS.observe(elapsed)
+            self._record_prompt(
+                prompt, caller, request_id, started_wall, elapsed, trace, code, answered, answer
+            )
+        fallback = answered.spec.model_id != trace.first_planned
+        if fallback:
+            metrics.FALLBACKS.inc()
+        return selector_pb2.ProcessPromptResponse(
+            prompt=prompt.prompt,
+            response=answer.text,
+            selected_model=answered.spec.name,
+            provider=answered.spec.provider,
+            response_time_seconds=round(elapsed, 3),
+            success=True,
+            attempts=len(trace.summaries),
+            fallback_used=fallback,
+            attempt_details=trace.summaries,
+            pin_note=trace.pin_note,
+            usage=selector_pb2.TokenUsage(
+                prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens
+            ),
+            request_id=request_id,
+        )
+
+    async def _answer(
+        self, prompt: PromptInput, deadline: float, request_id: str, trace: _Trace
+    ) -> tuple[Entry, ChatResult]:
+        loop = asyncio.get_running_loop()
+        catalog = self.catalog
+        pinned = None
+        if prompt.model_name:
+            pinned = catalog.by_name.get(prompt.model_name)
+            if pinned is None:
+                raise errors.NotFound(
+                    f"model_name: no model named {prompt.model_name!r}; "
+                    "GET /api/v1/models/stats lists the names"
+                )
+        needs = Needs(
+            tags=prompt.tags,
+            json_mode=prompt.json_mode,
+            prompt_tokens=estimate_tokens(prompt.prompt) + estimate_tokens(prompt.system_prompt),
+            pinned_model_id=pinned,
+        )
+        chat = ChatRequest(
+            prompt=prompt.prompt, system_prompt=prompt.system_prompt, json_mode=prompt.json_mode
+        )
+        current = self.plan(needs, time.time())
+        trace.first_planned = current.order[0].model_id if current.order else None
+        trace.pin_note = current.pin_note
+        for _ in range(MAX_ROUNDS):
+            for spec in current.order:
+                if spec.model_id in trace.done:
+                    continue
+                remaining = deadline - loop.time()
+                if remaining < MIN_ATTEMPT_SECONDS:
+                    raise self._deadline_error(trace)
+                entry = catalog.entries[spec.model_id]
+                if not self.live.acquire(
+                    spec.model_id, spec.limits, time.time(), needs.prompt_tokens
+                ):
+                    continue
+                attempted = await self._attempt(
+                    entry,
+                    replace(chat, max_output_tokens=spec.max_output_tokens),
+                    timeout=min(spec.timeout_s, remaining),
+                    request_id=request_id,
+                    source=common_pb2.ATTEMPT_SOURCE_USER,
+                )
+                trace.summaries.append(attempted.summary)
+                if attempted.result is not None:
+                    return entry, attempted.result
+                if attempted.outcome in RATE_OUTCOMES:
+                    trace.retryable.add(spec.model_id)
+                else:
+                    trace.done.add(spec.model_id)
+            current = self.plan(needs, time.time())
+            if any(s.model_id not in trace.done for s in current.order):
+                continue
+            wait = self._short_wait(current, deadline - loop.time())
+            if wait is None:
+                break
+            await asyncio.sleep(wait)
+            current = self.plan(needs, time.time())
+        if deadline - loop.time() < MIN_ATTEMPT_SECONDS:
+            raise self._deadline_error(trace)
+        raise self._final_error(current, trace, time.time())
+
+    def _rate_blocked(self, model_id: int, state: int) -> bool:
+        """Whether a model is blocked by a rate limit, a quota or its budget (not by failures)."""
+        if state == selector_pb2.MODEL_STATE_OUT_OF_BUDGET:
+            return True
+        return (
+            state == selector_pb2.MODEL_STATE_COOLING_DOWN
+            and self.live.snapshot(model_id)["cooldown_outcome"] in RATE_OUTCOMES
+        )
+
+    def _short_wait(self, current: Plan, remaining: float) -> float | None:
+        """Seconds until a rate-limited model is usable again, if that is short and fits."""
+        now = time.time()
+        waits = [
+            ex.until - now
+            for model_id, ex in current.excluded.items()
+            if ex.until is not None and self._rate_blocked(model_id, ex.state)
+        ]
+        wait = max(0.0, min(waits)) if waits else None
+        if wait is None or wait > self.max_retry_wait_seconds or wait + 1.0 > remaining:
+            return None
+        return wait + 0.01
+
+    def _deadline_error(self, trace: _Trace) -> errors.DeadlineExceeded:
+        return errors.DeadlineExceeded(
+            f"the request deadline was spent after {len(trace.summaries)} attempt(s)"
+            + _tried(trace.summaries)
+        )
+
+    def _final_error(self, current: Plan, trace: _Trace, now: float) -> errors.ServiceError:
+        attempts = trace.summaries
+        if attempts and all(a.outcome == common_pb2.OUTCOME_BAD_REQUEST for a in attempts):
+            return errors.InvalidArgument(
+                [("prompt", f"rejected by {a.model}: {a.error}") for a in attempts],
+                reason=common_pb2.ERROR_REASON_PROMPT_REJECTED,
+            )
+        excluded = current.excluded
+        active = [e for e in self.catalog.entries.values() if e.spec.is_active]
+        if not active or all(e.credentials_error for e in active):
+            variables = sorted({e.model.api_key_env for e in active if e.model.api_key_env})
+            return errors.Unavailable(
+                "no provider key is set: set at least one of "
+                + (", ".join(variables) or "the provider key variables in catalog.yaml"),
+                retry_after_seconds=DEFAULT_RETRY_SECONDS,
+                reason=common_pb2.ERROR_REASON_NO_CREDENTIALS,
+            )
+        blocked = {i: ex for i, ex in excluded.items() if ex.state in BLOCKED_STATES}
+        failed = [a for a in attempts if a.outcome not in RATE_OUTCOMES]
+        untils = [ex.until - now for ex in blocked.values() if ex.until is not None]
+        retry = max(1.0, min(untils)) if untils else DEFAULT_RETRY_SECONDS
+        if (
+            blocked
+            and not failed
+            and all(self._rate_blocked(i, ex.state) for i, ex in blocked.items())
+        ):
+            return errors.ResourceExhausted(
+                "every eligible model is rate limited or out of its free-tier budget"
+                + _tried(attempts),
+                retry_after_seconds=retry,
+            )
+        reasons = sorted({ex.reason for ex in excluded.values() if ex.reason})
+        return errors.Unavailable(
+            "no model can answer now"
+            + _tried(attempts)
+            + (f"; {'; '.join(reasons[:5])}" if reasons else ""),
+            retry_after_seconds=retry,
+        )
+
+    # ---- attempts -------------------------------------------------------------------------
+
+    async def _attempt(
+        self,
+        entry: Entry,
+        chat: ChatRequest,
+        *,
+        timeout: float,
+        request_id: str,
+        source: int,
+    ) -> _Attempted:
+        spec = entry.spec
+        started_wall = time.time()
+        started = time.monotonic()
+        result: ChatResult | None = None
+        retry_after: float | None = None
+        try:
+            assert entry.target is not None
+            result = await self.providers.complete(entry.target, chat, timeout=timeout)
+            outcome, status, message = common_pb2.OUTCOME_SUCCESS, result.http_status, ""
+        except ProviderError as error:
+            outcome, status, message = error.outcome, error.http_status, error.message
+            retry_after = error.retry_after
+        except asyncio.CancelledError:
+            # The caller went away: not the model's fault; free its half-open slot.
+            self.live.on_outcome(spec.model_id, common_pb2.OUTCOME_BAD_REQUEST, time.time())
+            raise
+        except Exception:
+            log.exception("adapter failed unexpectedly", extra={"model": spec.name})
+            outcome, status, message = common_pb2.OUTCOME_TRANSIENT, 0, "unexpected adapter error"
+        latency_ms = int((time.monotonic() - started) * 1000)
+        tokens = (result.prompt_tokens + result.completion_tokens) if result else 0
+        self.live.on_outcome(
+            spec.model_id,
+            outcome,
+            time.time(),
+            retry_after=retry_after,
+            tokens=tokens,
+            message=message,
+            http_status=status,
+        )
+        self.stats.add(spec.model_id, outcome, latency_ms, tokens, started_wall)
+        attempt = common_pb2.Attempt(
+            attempt_id=uuid.uuid4().hex,
+            model_id=spec.model_id,
+            latency_ms=latency_ms,
+            outcome=outcome,  # type: ignore[arg-type]
+            http_status=status,
+            source=source,  # type: ignore[arg-type]
+            request_id=request_id,
+            prompt_tokens=result.prompt_tokens if result else 0,
+            completion_tokens=result.completion_tokens if result else 0,
+            error=message[:500],
+        )
+        attempt.start_time.FromNanoseconds(int(started_wall * 1e9))
+        self.recorder.add_attempt(attempt)
+        metrics.ATTEMPTS.labels(
+            spec.name, common_pb2.Outcome.Name(outcome), common_pb2.AttemptSource.Name(source)
+        ).inc()
+        log.info(
+            "attempt",
+            extra={
+                "model": spec.name,
+                "outcome": common_pb2.Outcome.Name(outcome),
+                "http_status": status,
+                "latency_ms": latency_ms,
+            },
+        )
+        summary = selector_pb2.AttemptSummary(
+            model=spec.name,
+            provider=spec.provider,
+            outcome=outcome,  # type: ignore[arg-type]
+            http_status=status,
+            error=message,
+            response_time_seconds=round(latency_ms / 1000, 3),
+        )
+        return _Attempted(summary, outcome, result)
+
+    def _record_prompt(
+        self,
+        prompt: PromptInput,
+        caller: str,
+        request_id: str,
+        started_wall: float,
+        elapsed: float,
+        trace: _Trace,
+        code: str,
+        answered: Entry | None,
+        answer: ChatResult | None,
+    ) -> None:
+        errors_text = "; ".join(f"{a.model}: {a.error}" for a in trace.summaries if a.error)
+        record = common_pb2.PromptRecord(
+            record_id=uuid.uuid4().hex,
+            user_id=prompt.user_id,
+            caller=caller,
+            prompt_text=prompt.prompt,
+            selected_model_id=answered.spec.model_id if answered else 0,
+            response_text=answer.text if answer else "",
+            response_time_seconds=round(elapsed, 3),
+            success=answer is not None,
+            error_message="" if answer else (errors_text or code)[:2000],
+            attempts=len(trace.summaries),
+            fallback_used=bool(answered and answered.spec.model_id != trace.first_planned),
+            requested_model=prompt.model_name,
+            status_code=code,
+        )
+        record.create_time.FromNanoseconds(int(started_wall * 1e9))
+        self.recorder.add_prompt(record)
+
+    # ---- GetModelStats --------------------------------------------------------------------
+
+    def model_stats(self) -> selector_pb2.GetModelStatsResponse:
+        """Every model with the score and state the policy uses now."""
+        now = time.time()
+        current = self.plan(Needs(), now, random.Random(0))
+        rank = {spec.model_id: i + 1 for i, spec in enumerate(current.order)}
+        rows = []
+        for entry in self.catalog.entries.values():
+            spec = entry.spec
+            window = self.stats.window(spec.model_id, now)
+            budget = self.live.budget(spec.model_id, now)
+            excluded = current.excluded.get(spec.model_id)
+            availability = self.live.availability(spec.model_id, spec.limits, now)
+            row = selector_pb2.ModelStats(
+                id=spec.model_id,
+                name=spec.name,
+                provider=spec.provider,
+                reliability_score=round(current.scores.get(spec.model_id, 0.0), 4),
+                success_rate=round(
+                    window.success_count / max(1, window.success_count + window.failure_count), 4
+                ),
+                average_response_time=round(window.mean_latency_s or 0.0, 3),
+                median_response_time=round(window.median_latency_s or 0.0, 3),
+                total_requests=window.total,
+                successful_requests=window.success_count,
+                failed_requests=window.failure_count,
+                rate_limited_requests=window.rate_limited_count,
+                is_active=spec.is_active,
+                state=excluded.state if excluded else availability.state,  # type: ignore[arg-type]
+                state_reason=excluded.reason if excluded else availability.reason,
+                budget=selector_pb2.BudgetUsage(
+                    requests_last_minute=budget.requests_last_minute,
+                    requests_per_minute=spec.limits.requests_per_minute,
+                    requests_today=budget.requests_today,
+                    requests_per_day=spec.limits.requests_per_day,
+                    tokens_today=budget.tokens_today,
+                    tokens_per_day=spec.limits.tokens_per_day,
+                ),
+                tags=sorted(spec.tags),
+                rank=rank.get(spec.model_id, 0),
+            )
+            until = excluded.until if excluded else availability.until
+            if until:
+                row.available_at.CopyFrom(_timestamp(until))
+            rows.append(row)
+        rows.sort(key=lambda r: (r.rank == 0, r.rank, r.name))
+        for row in rows:
+            if spec := self.catalog.entries.get(row.id):
+                left = spec.spec.limits.requests_per_day - row.budget.requests_today
+                if spec.spec.limits.requests_per_day:
+                    metrics.BUDGET_LEFT.labels(row.name).set(max(0, left))
+            metrics.MODEL_STATE.labels(row.name).set(row.state)
+        return selector_pb2.GetModelStatsResponse(
+            models=rows, total_models=len(rows), window_hours=self.window_hours
+        )
+
+    # ---- TestProviders --------------------------------------------------------------------
+
+    async def probe(
+        self, names: Iterable[str], request_id: str
+    ) -> selector_pb2.TestProvidersResponse:
+        """Probes the named (or every active) model; results feed routing like real traffic."""
+        catalog = self.catalog
+        wanted = list(names)
+        unknown = [n for n in wanted if n not in catalog.by_name]
+        if unknown:
+            raise errors.NotFound(f"model_names: no model named {unknown[0]!r}")
+        entries = (
+            [catalog.entries[catalog.by_name[n]] for n in wanted]
+            if wanted
+            else [e for e in catalog.entries.values() if e.spec.is_active]
+        )
+        semaphore = asyncio.Semaphore(self.probe_concurrency)
+
+        async def one(entry: Entry) -> selector_pb2.ProviderTestResult:
+            spec = entry.spec
+            row = selector_pb2.ProviderTestResult(provider=spec.provider, model=spec.name)
+            skip = entry.credentials_error or self._probe_skip_reason(entry, time.time())
+            if skip:
+                row.status, row.error = selector_pb2.TEST_STATUS_SKIPPED, skip
+                return row
+            async with semaphore:
+                self.live.acquire_probe(spec.model_id, time.time())
+                chat = ChatRequest(
+                    prompt=self.probe_prompt, max_output_tokens=self.probe_max_output_tokens
+                )
+                attempted = await self._attempt(
+                    entry,
+                    chat,
+                    timeout=spec.timeout_s,
+                    request_id=request_id,
+                    source=common_pb2.ATTEMPT_SOURCE_PROBE,
+                )
+            row.outcome = attempted.outcome  # type: ignore[assignment]
+            row.response_time_seconds = attempted.summary.response_time_seconds
+            if attempted.result is not None:
+                row.status = selector_pb2.TEST_STATUS_SUCCESS
+            else:
+                row.status, row.error = selector_pb2.TEST_STATUS_ERROR, attempted.summary.error
+            return row
+
+        rows = await asyncio.gather(*(one(e) for e in entries))
+        order = {selector_pb2.TEST_STATUS_SUCCESS: 0, selector_pb2.TEST_STATUS_ERROR: 1}
+        rows.sort(key=lambda r: (order.get(r.status, 2), r.response_time_seconds, r.model))
+        return selector_pb2.TestProvidersResponse(
+            total_providers=len(rows),
+            successful=sum(r.status == selector_pb2.TEST_STATUS_SUCCESS for r in rows),
+            failed=sum(r.status == selector_pb2.TEST_STATUS_ERROR for r in rows),
+            skipped=sum(r.status == selector_pb2.TEST_STATUS_SKIPPED for r in rows),
+            results=rows,
+        )
+
+    def _probe_skip_reason(self, entry: Entry, now: float) -> str:
+        """Why a probe must not be sent: it would break a provider's wait or eat users' budget."""
+        limits = entry.spec.limits
+        budget = self.live.budget(entry.spec.model_id, now)
+        availability = self.live.availability(entry.spec.model_id, limits, now)
+        if self._rate_blocked(entry.spec.model_id, availability.state):
+            return f"not probed: {availability.reason}"
+        if limits.requests_per_day and budget.requests_today >= limits.requests_per_day - max(
+            1, limits.requests_per_day // 10
+        ):
+            return "not probed: daily request budget nearly spent"
+        if (
+            limits.requests_per_minute
+            and budget.requests_last_minute >= limits.requests_per_minute - 1
+        ):
+            return "not probed: per-minute request budget nearly spent"
+        if limits.tokens_per_day and budget.tokens_today >= 0.9 * limits.tokens_per_day:
+            return "not probed: daily token budget nearly spent"
+        return ""
+
+
+def _tried(summaries: list[selector_pb2.AttemptSummary]) -> str:
+    if not summaries:
+        return ""
+    return "; tried " + ", ".join(
+        f"{a.model} ({common_pb2.Outcome.Name(a.outcome).removeprefix('OUTCOME_').lower()})"
+        for a in summaries
+    )
+
+
+def _timestamp(epoch: float) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(int(epoch * 1e9))
+    return ts

@@ -1,0 +1,31 @@
+"""Prometheus metrics of the Selector."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter("selector_requests_total", "ProcessPrompt calls by final gRPC code", ["code"])
+ATTEMPTS = Counter(
+    "selector_attempts_total",
+    "Attempts to call a model, by outcome",
+    ["model", "outcome", "source"],
+)
+FALLBACKS = Counter("selector_fallbacks_total", "Prompts answered by a model other than the first")
+REQUEST_SECONDS = Histogram(
+    "selector_request_seconds",
+    "ProcessPrompt wall time",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+)
+MODEL_STATE = Gauge(
+    "selector_model_state",
+    "ModelState value per model (1 ready, 2 cooling, 3 open, ...)",
+    ["model"],
+)
+BUDGET_LEFT = Gauge(
+    "selector_budget_requests_left_today", "Declared daily requests left per model", ["model"]
+)
+BUFFER_DEPTH = Gauge("selector_record_buffer_depth", "Records waiting to be sent to ModelStore")
+BUFFER_DROPPED = Counter(
+    "selector_record_buffer_dropped_total", "Records dropped because the buffer was full", ["kind"]
+)
+FLUSH_FAILURES = Counter("selector_record_flush_failures_total", "Failed flushes to ModelStore")

@@ -1,0 +1,83 @@
+"""The Selector gRPC servicer: proto in, engine call, proto out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from aiselector.v1 import common_pb2, selector_pb2, selector_pb2_grpc
+from services.common import errors
+from services.common.interceptors import metadata_value
+from services.common.logging import request_id_var
+from services.selector.auth import check_admin
+from services.selector.engine import Engine
+from services.selector.validation import validate_prompt
+
+# Time kept back from the client's deadline so the reply (or error) still reaches it, in seconds.
+REPLY_MARGIN_SECONDS = 0.25
+# A client's own deadline is honoured up to this many seconds.
+MAX_DEADLINE_SECONDS = 600.0
+
+
+class SelectorServicer(selector_pb2_grpc.SelectorServicer):
+    """Thin servicer over the engine."""
+
+    def __init__(self, engine: Engine, *, default_deadline: float, admin_token: str | None) -> None:
+        self._engine = engine
+        self._default_deadline = default_deadline
+        self._admin_token = admin_token
+        self._ready = asyncio.Event()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the catalog snapshot has loaded."""
+        return self._ready.is_set()
+
+    def mark_ready(self) -> None:
+        """Starts answering: the catalog snapshot has loaded."""
+        self._ready.set()
+
+    async def wait_ready(self) -> None:
+        """Returns once the catalog snapshot has loaded."""
+        await self._ready.wait()
+
+    def _require_ready(self) -> None:
+        if not self.ready:
+            raise errors.Unavailable(
+                "the selector is starting: the model catalog is not loaded yet",
+                retry_after_seconds=5,
+                reason=common_pb2.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
+            )
+
+    async def ProcessPrompt(
+        self, request: selector_pb2.ProcessPromptRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.ProcessPromptResponse:
+        self._require_ready()
+        prompt = validate_prompt(request, self._engine.catalog.known_tags)
+        remaining = context.time_remaining()
+        budget = (
+            self._default_deadline
+            if remaining is None
+            else min(MAX_DEADLINE_SECONDS, remaining - REPLY_MARGIN_SECONDS)
+        )
+        deadline = asyncio.get_running_loop().time() + budget
+        return await self._engine.process(
+            prompt,
+            deadline=deadline,
+            request_id=request_id_var.get(),
+            caller=metadata_value(context, "x-client-id")[:255],
+        )
+
+    async def GetModelStats(
+        self, request: selector_pb2.GetModelStatsRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.GetModelStatsResponse:
+        self._require_ready()
+        return self._engine.model_stats()
+
+    async def TestProviders(
+        self, request: selector_pb2.TestProvidersRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.TestProvidersResponse:
+        check_admin(metadata_value(context, "authorization"), self._admin_token)
+        self._require_ready()
+        return await self._engine.probe(request.model_names, request_id_var.get())

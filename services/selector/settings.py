@@ -1,0 +1,46 @@
+"""Selector settings from the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from services.common.settings import ServiceSettings
+
+
+class SelectorSettings(ServiceSettings):
+    """What the Selector reads from the environment (provider keys: per catalog entry)."""
+
+    selector_listen_address: str = "127.0.0.1:50051"
+    model_store_address: str = "127.0.0.1:50052"
+    selector_metrics_port: int = 0
+    # Deadline of a ProcessPrompt call when the client sets none, in seconds.
+    request_deadline_seconds: float = Field(default=60.0, gt=0, le=600)
+    # Bearer token for admin RPCs (TestProviders); unset disables them.
+    admin_api_token: SecretStr | None = None
+    # Prompt used by TestProviders probes.
+    synthetic_test_prompt: str = "Hello! Please respond with 'OK'"
+    # Output tokens asked for by a probe.
+    probe_max_output_tokens: int = 16
+    # Probes run at once.
+    probe_concurrency: int = 4
+    # How often the catalog and statistics snapshot is refreshed from ModelStore, in seconds.
+    snapshot_refresh_seconds: float = 30.0
+    # Records (attempts + history rows) kept while ModelStore is unreachable; beyond, the oldest
+    # are dropped (counted, logged, exported).
+    record_buffer_size: int = 50_000
+    # How often buffered records are flushed to ModelStore, in seconds.
+    record_flush_seconds: float = 0.25
+    # Statistics window, in hours.
+    stats_window_hours: int = 168
+    # Consecutive failures that open a model's circuit.
+    circuit_failure_threshold: int = 3
+    # Seconds a circuit stays open before admitting a single trial request.
+    circuit_open_seconds: float = 30.0
+    # Cooldown after a 429 that gave no wait, in seconds.
+    default_rate_limit_seconds: float = 60.0
+    # Cooldown after a permanent error (401/402/403/404/410), in seconds.
+    permanent_cooldown_seconds: float = 86_400.0
+    # Length of the "per minute" budget window, in seconds (tests scale it down).
+    budget_minute_seconds: float = 60.0
+    # Longest provider Retry-After worth waiting for when no other model is eligible, in seconds.
+    max_retry_wait_seconds: float = 5.0

@@ -1,0 +1,163 @@
+"""In-memory snapshot of the catalog and statistics, refreshed from ModelStore off the hot path."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from google.protobuf import timestamp_pb2
+
+from aiselector.v1 import common_pb2, model_store_pb2, model_store_pb2_grpc
+from services.selector.policy import ModelSpec
+from services.selector.providers import MissingCredentials, Target, resolve_target
+from services.selector.state import Limits, LiveState
+from services.selector.stats import Bucket, StatsBook
+
+log = logging.getLogger(__name__)
+
+RPC_TIMEOUT = 10.0
+DEFAULT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One catalog model as the selector uses it."""
+
+    spec: ModelSpec
+    model: common_pb2.Model
+    target: Target | None
+    credentials_error: str
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The models the selector knows, by id and by name."""
+
+    entries: dict[int, Entry]
+    by_name: dict[str, int]
+    known_tags: frozenset[str]
+
+    @classmethod
+    def build(cls, models: list[common_pb2.Model], environ: Mapping[str, str]) -> Catalog:
+        entries: dict[int, Entry] = {}
+        for model in models:
+            try:
+                target, problem = resolve_target(model, environ), ""
+            except MissingCredentials as missing:
+                target, problem = None, str(missing)
+            entries[model.id] = Entry(to_spec(model), model, target, problem)
+        tags = frozenset(t for e in entries.values() if e.spec.is_active for t in e.spec.tags)
+        return cls(entries, {e.spec.name: i for i, e in entries.items()}, tags)
+
+
+def to_spec(model: common_pb2.Model) -> ModelSpec:
+    """The policy's view of a catalog model."""
+    limits = model.limits
+    return ModelSpec(
+        model_id=model.id,
+        name=model.name,
+        provider=model.provider,
+        is_active=model.is_active,
+        tags=frozenset(model.tags),
+        supports_json=model.supports_json,
+        context_tokens=limits.context_tokens,
+        max_output_tokens=limits.max_output_tokens or 1024,
+        timeout_s=(limits.timeout_ms / 1000) if limits.timeout_ms else DEFAULT_TIMEOUT_S,
+        limits=Limits(
+            requests_per_minute=limits.requests_per_minute,
+            requests_per_day=limits.requests_per_day,
+            tokens_per_day=limits.tokens_per_day,
+        ),
+    )
+
+
+def _epoch(ts: timestamp_pb2.Timestamp) -> float | None:
+    return ts.seconds + ts.nanos / 1e9 if ts.seconds or ts.nanos else None
+
+
+async def load_models(stub: model_store_pb2_grpc.ModelStoreStub) -> list[common_pb2.Model]:
+    """Every catalog model, all pages."""
+    models: list[common_pb2.Model] = []
+    token = ""
+    while True:
+        page = await stub.ListModels(
+            model_store_pb2.ListModelsRequest(page_size=1000, page_token=token),
+            timeout=RPC_TIMEOUT,
+        )
+        models.extend(page.models)
+        token = page.next_page_token
+        if not token:
+            return models
+
+
+async def load_statistics(
+    stub: model_store_pb2_grpc.ModelStoreStub, window_hours: int, now: float
+) -> model_store_pb2.GetModelStatisticsResponse:
+    """Statistics of every model over the window ending now."""
+    start = timestamp_pb2.Timestamp()
+    start.FromSeconds(int(now - window_hours * 3600))
+    return await stub.GetModelStatistics(
+        model_store_pb2.GetModelStatisticsRequest(start_time=start), timeout=RPC_TIMEOUT
+    )
+
+
+def apply_statistics(book: StatsBook, reply: model_store_pb2.GetModelStatisticsResponse) -> None:
+    """Replaces every model's history in the book with the store's buckets."""
+    for stats in reply.statistics:
+        book.load(
+            stats.model_id,
+            [
+                Bucket(
+                    start=float(b.start_time.seconds),
+                    counts={c.outcome: c.count for c in b.outcome_counts},
+                    success_latency_ms_sum=b.success_latency_ms_sum,
+                    histogram=list(b.success_latency_histogram),
+                    tokens=b.tokens,
+                )
+                for b in stats.buckets
+            ],
+        )
+
+
+def restore_live_state(
+    live: LiveState,
+    models: list[common_pb2.Model],
+    reply: model_store_pb2.GetModelStatisticsResponse,
+    now: float,
+) -> None:
+    """At start: cooldowns, circuits and today's budget counts as persisted before a restart."""
+    for model in models:
+        availability = model.availability
+        live.restore(
+            model.id,
+            cooldown_until=_epoch(availability.cooldown_until),
+            cooldown_reason=availability.cooldown_reason,
+            cooldown_outcome=availability.cooldown_outcome,
+            consecutive_failures=availability.consecutive_failures,
+            circuit_opened_at=_epoch(availability.circuit_opened_at),
+        )
+    for stats in reply.statistics:
+        live.seed_budget(
+            stats.model_id,
+            requests_last_minute=stats.requests_last_minute,
+            requests_today=stats.requests_today,
+            tokens_today=stats.tokens_today,
+            now=now,
+        )
+
+
+def availability_message(live: LiveState, model_id: int) -> common_pb2.ModelAvailability:
+    """The persisted form of one model's live state."""
+    snap = live.snapshot(model_id)
+    message = common_pb2.ModelAvailability(
+        model_id=model_id,
+        cooldown_reason=snap["cooldown_reason"],
+        cooldown_outcome=snap["cooldown_outcome"],
+        consecutive_failures=snap["consecutive_failures"],
+    )
+    if snap["cooldown_until"]:
+        message.cooldown_until.FromNanoseconds(int(snap["cooldown_until"] * 1e9))
+    if snap["circuit_opened_at"]:
+        message.circuit_opened_at.FromNanoseconds(int(snap["circuit_opened_at"] * 1e9))
+    return message
