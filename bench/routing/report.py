@@ -18,6 +18,7 @@ COLUMNS = (
     ("of answerable %", "answered_of_answerable_pct", "{:.2f}"),
     ("p50 s", "median_latency_s", "{:.2f}"),
     ("p95 s", "p95_latency_s", "{:.2f}"),
+    ("p95 all s", "p95_all_prompts_s", "{:.2f}"),
     ("attempts", "attempts_per_prompt", "{:.2f}"),
     ("429s", "rate_limited_429s", "{}"),
     ("over budget", "beyond_declared_budget", "{}"),
@@ -46,11 +47,15 @@ def check(metrics: dict[str, dict]) -> list[str]:
 
 
 def _cell(value: object, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
+    return "unans." if value is None else fmt.format(value)
 
 
 def format_table(results: dict[str, dict]) -> str:
-    """A plain-text table: one block per scenario, one row per policy."""
+    """A plain-text table: one block per scenario, one row per policy.
+
+    Latency percentiles are over answered prompts; "p95 all" counts an unanswered prompt as never
+    answered ("unans." when more than 5% went unanswered).
+    """
     lines: list[str] = []
     header = [title for title, _, _ in COLUMNS]
     for name, scenario in results.items():

@@ -197,6 +197,8 @@ def _metrics(out: Outcomes, world: World) -> dict[str, float | int | None]:
 
     p50 = statistics.median(out.latencies) if out.latencies else None
     p95 = _percentile(out.latencies, 0.95)
+    unanswered = [math.inf] * (out.requests - out.answered)
+    p95_all = _percentile(out.latencies + unanswered, 0.95)
     return {
         "requests": out.requests,
         "answerable": out.answerable,
@@ -205,6 +207,7 @@ def _metrics(out: Outcomes, world: World) -> dict[str, float | int | None]:
         "answered_of_answerable_pct": pct(out.answered_answerable, out.answerable),
         "median_latency_s": None if p50 is None else round(p50, 3),
         "p95_latency_s": None if p95 is None else round(p95, 3),
+        "p95_all_prompts_s": None if p95_all is None or math.isinf(p95_all) else round(p95_all, 3),
         "attempts_per_prompt": round(out.attempts / out.requests, 3) if out.requests else None,
         "rate_limited_429s": world.rate_limited,
         "beyond_declared_budget": world.beyond_budget,

@@ -17,19 +17,23 @@ NO_CREDENTIALS = selector_pb2.MODEL_STATE_NO_CREDENTIALS
 
 #: Latency (seconds) at which the speed factor is one half: speed = 1 / (1 + latency / this).
 SPEED_REFERENCE_S = 4.0
+#: Share of the score that speed decides: score = reliability · (1 − this + this · speed).
+SPEED_WEIGHT = 0.75
 #: Scores closer than this are near-ties: their order is drawn at random to spread load.
 NEAR_TIE = 0.05
 #: Score of a model with no reliability data: reliability prior 1/2 times the neutral speed factor.
-NO_DATA_SCORE = 0.5 * (0.5 + 0.5 * 0.5)
+NO_DATA_SCORE = 0.5 * (1.0 - SPEED_WEIGHT + SPEED_WEIGHT * 0.5)
 
-#: A model may use its daily budget this far ahead of an even spread over the UTC day before it
-#: is ranked behind the models that are on pace (it stays in the plan, as a fallback).
+#: A model may use its daily budget this far ahead of an even spread over the UTC day before its
+#: ranking key drops by PACE_PENALTY: 1 puts it behind every model on pace (it stays in the plan).
 PACE_SLACK = 0.5
+PACE_PENALTY = 1.0
 DAY = 86400.0
 #: A model with a request unanswered for this many times its usual latency (and at least
-#: STALL_MIN_S) is ranked behind the others until that request ends: it may have gone silent.
+#: STALL_MIN_S) may have gone silent: its ranking key drops by STALL_PENALTY until that ends.
 STALL_FACTOR = 3.0
 STALL_MIN_S = 5.0
+STALL_PENALTY = 0.5
 
 _RNG = random.Random()
 
@@ -106,16 +110,17 @@ def score(window: ModelWindow) -> float:
     that a model without data starts at 1/2 and that a few results move only a little;
     speed = 1 / (1 + latency / 4 s), 1/2 without latency data, where latency is the window's
     median blended with the recent moving average by its `recent_weight`;
-    score = reliability · (1/2 + speed / 2).
-    A model with no data scores NO_DATA_SCORE (0.375), below any model with a handful of recent
-    successes, a high success rate and a reasonable latency, but above a proven failing one.
+    score = reliability · (1/4 + 3/4 · speed).
+    A model with no data scores NO_DATA_SCORE (0.3125), below any model with a handful of recent
+    successes, a high success rate and a latency under 10 s, but above a proven failing one.
+    `plan` ranks by this score less its pacing and stall penalties.
     """
     successes = _finite_non_negative(window.successes)
     failures = _finite_non_negative(window.failures)
     reliability = (successes + 1.0) / (successes + failures + 2.0)
     latency = expected_latency_s(window)
     speed = 0.5 if latency is None else 1.0 / (1.0 + latency / SPEED_REFERENCE_S)
-    value = reliability * (0.5 + 0.5 * speed)
+    value = reliability * (1.0 - SPEED_WEIGHT + SPEED_WEIGHT * speed)
     return min(1.0, max(0.0, value))
 
 
@@ -175,9 +180,10 @@ def plan(
 
     Gates run before ranking. Ranking is by `score`, with a random draw of up to NEAR_TIE added to
     each score so that near-equal models share the load instead of one taking every request.
-    Models that are spending a declared daily budget faster than the day passes (`ahead_of_pace`)
-    come after the others, so the free budget lasts the whole day; so do models that hold a
-    request far longer than they usually take (`stalled`). Demoted models remain fallbacks.
+    The ranking key is the score less PACE_PENALTY for a model spending a declared daily budget
+    faster than the day passes (`ahead_of_pace`), so the free budget lasts the whole day, and less
+    STALL_PENALTY for a model holding a request far longer than it usually takes (`stalled`).
+    Such models move down, not out: they stay in the plan as fallbacks.
     """
     draw = rng if rng is not None else _RNG
     scores = {c.spec.model_id: score(c.window) for c in candidates}
@@ -189,13 +195,14 @@ def plan(
             eligible.append(candidate.spec)
         else:
             excluded[candidate.spec.model_id] = exclusion
-    demoted = {
-        c.spec.model_id for c in candidates if ahead_of_pace(c.availability, now) or stalled(c, now)
+    keys = {
+        c.spec.model_id: scores[c.spec.model_id]
+        - (PACE_PENALTY if ahead_of_pace(c.availability, now) else 0.0)
+        - (STALL_PENALTY if stalled(c, now) else 0.0)
+        + draw.uniform(0.0, NEAR_TIE)
+        for c in candidates
     }
-    keys = {spec.model_id: scores[spec.model_id] + draw.uniform(0.0, NEAR_TIE) for spec in eligible}
-    order = sorted(
-        eligible, key=lambda spec: (spec.model_id in demoted, -keys[spec.model_id], spec.name)
-    )
+    order = sorted(eligible, key=lambda spec: (-keys[spec.model_id], spec.name))
     pin_note = ""
     if needs.pinned_model_id is not None:
         order, pin_note = _apply_pin(order, candidates, excluded, needs.pinned_model_id)
