@@ -112,8 +112,8 @@ class LiveState:
     `min_rate_limit_seconds`, doubling with each further 429 before a success, up to
     `default_rate_limit_seconds`: never a tight loop, and a short storm does not bench a model
     for long. Such a 429 also teaches a per-minute limit (the requests the provider accepted in
-    the last minute) that paces the model for `learned_limit_seconds`, when no tighter one is
-    declared. The circuit opens after `failure_threshold` consecutive
+    the last minute) that paces the model for `learned_limit_seconds` when the catalog declares
+    none. The circuit opens after `failure_threshold` consecutive
     failures for `circuit_open_seconds`, doubling (up to `circuit_max_open_seconds`) for each
     failed trial; once that time has passed it is half-open and admits one trial request at a time
     (a trial slot not released within `trial_timeout_seconds` is freed). Budgets count every request
@@ -224,8 +224,7 @@ class LiveState:
         self, model: _Model, limits: Limits, now: float, est_tokens: int
     ) -> Availability | None:
         rpm, learned = limits.requests_per_minute, ""
-        tighter = rpm <= 0 or model.learned_rpm < rpm
-        if model.learned_rpm and now < model.learned_until and tighter:
+        if rpm <= 0 and model.learned_rpm and now < model.learned_until:
             rpm, learned = model.learned_rpm, ", as learned from the provider's 429"
         if rpm > 0 and len(model.minute) >= rpm:
             index = len(model.minute) - rpm
