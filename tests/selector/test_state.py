@@ -245,3 +245,14 @@ def test_a_429_without_delay_teaches_an_undeclared_per_minute_limit_for_a_while(
     assert not state.acquire(1, NONE, T0 + 61.5)
     for index in range(6):
         assert state.acquire(1, NONE, T0 + 700 + index)
+
+
+def test_a_probe_counts_in_the_budget_even_when_the_circuit_is_open() -> None:
+    state = LiveState(failure_threshold=1)
+    limits = Limits(requests_per_day=5)
+    fail(state, 1, T0)
+    assert state.availability(1, limits, T0 + 1).state == OPEN
+    state.acquire_probe(1, T0 + 1)
+    assert state.budget(1, T0 + 1).requests_today == 2
+    state.on_outcome(1, SUCCESS, T0 + 2)
+    assert state.availability(1, limits, T0 + 2).state == READY
