@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -10,8 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from aiselector.v1 import model_store_pb2, model_store_pb2_grpc
 from services.common import errors
+from services.common.logging import bound_request_id
 from services.data import attempts, convert, history, metrics, models, paging
 from services.data.db import transaction
+
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = model_store_pb2.DESCRIPTOR.services_by_name["ModelStore"].full_name
 MODELS_PAGE = 100
@@ -84,6 +89,10 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
             result = await attempts.record_attempts(session, records)
         metrics.ATTEMPTS_RECORDED.inc(result.recorded)
         metrics.ATTEMPTS_DUPLICATE.inc(result.duplicates)
+        per_request = Counter(a.request_id for a in request.attempts if a.request_id)
+        for request_id, count in per_request.items():
+            with bound_request_id(request_id):
+                log.info("attempts recorded", extra={"attempts": count})
         return model_store_pb2.RecordAttemptsResponse(
             recorded_count=result.recorded, duplicate_count=result.duplicates
         )

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -44,6 +44,7 @@ class Recorder:
         self._availability: dict[int, common_pb2.ModelAvailability] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()
         self.dropped = 0
 
     def add_attempt(self, attempt: common_pb2.Attempt) -> None:
@@ -55,7 +56,10 @@ class Recorder:
         self._push(self._prompts, record, "prompt")
 
     def pending_attempts(self) -> list[common_pb2.Attempt]:
-        """Attempts not yet delivered (the snapshot re-applies them after a reload)."""
+        """Attempts not yet delivered (the snapshot re-applies them after a reload).
+
+        A batch in flight is not included: after a reload it counts once the store has it.
+        """
         return list(self._attempts)
 
     def depth(self) -> int:
@@ -64,7 +68,7 @@ class Recorder:
 
     def _push(self, queue: deque, item: object, kind: str) -> None:
         if self.depth() >= self._capacity:
-            queue.popleft() if queue else (self._attempts or self._prompts).popleft()
+            (queue or self._attempts or self._prompts).popleft()
             self.dropped += 1
             metrics.BUFFER_DROPPED.labels(kind).inc()
             log.warning(
@@ -110,39 +114,49 @@ class Recorder:
         return bool(self._availability)
 
     async def flush(self) -> bool:
-        """Delivers one round of batches; False when ModelStore could not be reached."""
-        try:
-            self._collect_availability()
-            if self._availability:
-                batch = list(self._availability.values())
-                await self._stub.UpdateModelAvailability(
-                    model_store_pb2.UpdateModelAvailabilityRequest(availabilities=batch),
-                    timeout=RPC_TIMEOUT,
+        """Delivers what is buffered; False when ModelStore could not be reached."""
+        async with self._flushing:
+            try:
+                self._collect_availability()
+                if self._availability:
+                    batch = list(self._availability.values())
+                    await self._stub.UpdateModelAvailability(
+                        model_store_pb2.UpdateModelAvailabilityRequest(availabilities=batch),
+                        timeout=RPC_TIMEOUT,
+                    )
+                    for item in batch:
+                        if self._availability.get(item.model_id) is item:
+                            del self._availability[item.model_id]
+                await self._send(
+                    self._attempts,
+                    lambda b: self._stub.RecordAttempts(
+                        model_store_pb2.RecordAttemptsRequest(attempts=b), timeout=RPC_TIMEOUT
+                    ),
                 )
-                for item in batch:
-                    if self._availability.get(item.model_id) is item:
-                        del self._availability[item.model_id]
-            while self._attempts:
-                batch = [self._attempts[i] for i in range(min(BATCH, len(self._attempts)))]
-                await self._stub.RecordAttempts(
-                    model_store_pb2.RecordAttemptsRequest(attempts=batch), timeout=RPC_TIMEOUT
+                await self._send(
+                    self._prompts,
+                    lambda b: self._stub.RecordPrompts(
+                        model_store_pb2.RecordPromptsRequest(records=b), timeout=RPC_TIMEOUT
+                    ),
                 )
-                for _ in batch:
-                    self._attempts.popleft()
-            while self._prompts:
-                batch = [self._prompts[i] for i in range(min(BATCH, len(self._prompts)))]
-                await self._stub.RecordPrompts(
-                    model_store_pb2.RecordPromptsRequest(records=batch), timeout=RPC_TIMEOUT
+            except grpc.aio.AioRpcError as error:
+                metrics.FLUSH_FAILURES.inc()
+                log.warning(
+                    "ModelStore unreachable; records kept for later",
+                    extra={"code": error.code().name, "records": self.depth()},
                 )
-                for _ in batch:
-                    self._prompts.popleft()
-        except grpc.aio.AioRpcError as error:
-            metrics.FLUSH_FAILURES.inc()
-            log.warning(
-                "ModelStore unreachable; records kept for later",
-                extra={"code": error.code().name, "records": self.depth()},
-            )
-            return False
-        finally:
-            metrics.BUFFER_DEPTH.set(self.depth())
-        return True
+                return False
+            finally:
+                metrics.BUFFER_DEPTH.set(self.depth())
+            return True
+
+    @staticmethod
+    async def _send(queue: deque, send: Callable[[list], Awaitable[object]]) -> None:
+        """Sends `queue` in batches; a batch that fails goes back to the front of the queue."""
+        while queue:
+            batch = [queue.popleft() for _ in range(min(BATCH, len(queue)))]
+            try:
+                await send(batch)
+            except BaseException:
+                queue.extendleft(reversed(batch))
+                raise

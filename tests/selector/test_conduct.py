@@ -13,7 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from aiselector.v1 import common_pb2, model_store_pb2, selector_pb2
-from tests.selector.conftest import ADMIN_TOKEN, provider_key
+from tests.stacks import ADMIN_TOKEN, provider_key
 
 MODELS = ("alpha/m1", "beta/m1", "gamma/m1")
 
