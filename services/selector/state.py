@@ -118,7 +118,8 @@ class LiveState:
     failed trial; once that time has passed it is half-open and admits one trial request at a time
     (a trial slot not released within `trial_timeout_seconds` is freed). Budgets count every request
     admitted by `acquire`: a sliding minute of `minute_seconds` and the UTC day; tokens count the
-    estimate at `acquire` until the outcome reports the real number.
+    estimate at `acquire` until the outcome reports the real number. Outcomes are matched to
+    admitted requests first in, first out; the counts only need to be right in aggregate.
     """
 
     def __init__(
