@@ -20,7 +20,7 @@ from aiselector.v1 import (
     selector_pb2_grpc,
 )
 from services.common.interceptors import REQUEST_ID_KEY
-from services.common.logging import request_id_var
+from services.common.logging import bound_request_id
 from services.health.metrics import HealthMetrics, probe_status_label
 
 log = logging.getLogger(__name__)
@@ -40,11 +40,8 @@ def utc_now() -> datetime:
 def _fresh_request_id() -> Iterator[str]:
     """A new request id for one job run, bound into every log line of the run."""
     request_id = uuid.uuid4().hex
-    token = request_id_var.set(request_id)
-    try:
+    with bound_request_id(request_id):
         yield request_id
-    finally:
-        request_id_var.reset(token)
 
 
 def _outcome_name(outcome: int) -> str:
