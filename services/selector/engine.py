@@ -97,7 +97,7 @@ class Engine:
                 spec=e.spec,
                 window=self.stats.window(e.spec.model_id, now),
                 availability=self.live.availability(
-                    e.spec.model_id, e.spec.limits, now, est_tokens
+                    e.spec.model_id, e.spec.limits, now, est_tokens + e.spec.max_output_tokens
                 ),
                 credentials_error=e.credentials_error,
             )
@@ -187,9 +187,8 @@ class Engine:
                 if remaining < MIN_ATTEMPT_SECONDS:
                     raise self._deadline_error(trace)
                 entry = catalog.entries[spec.model_id]
-                if not self.live.acquire(
-                    spec.model_id, spec.limits, time.time(), needs.prompt_tokens
-                ):
+                tokens = needs.prompt_tokens + spec.max_output_tokens
+                if not self.live.acquire(spec.model_id, spec.limits, time.time(), tokens):
                     continue
                 attempted = await self._attempt(
                     entry,
