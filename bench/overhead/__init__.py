@@ -1,0 +1,1 @@
+"""Gateway overhead benchmark: added latency, throughput, memory and the cost of history."""

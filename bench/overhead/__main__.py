@@ -1,0 +1,60 @@
+"""`python -m bench.overhead [--quick] [--out FILE]`: the gateway's overhead, throughput and memory.
+
+On loopback, in separate processes as in production: the provider simulator (one model answering
+at once), ModelStore on a fresh embedded PostgreSQL, the Selector and Envoy. Measures
+
+- added latency: N sequential pairs of requests, one straight to the simulator's chat completions
+  endpoint and one through Envoy (`POST /api/v1/prompts/process`) → Selector → simulator with
+  attempts and history recorded; percentiles of each, of the per-request paired difference
+  (gateway minus direct of the same pair), and the difference of the percentiles;
+- throughput: a fixed number of requests through Envoy at a fixed concurrency (aiohttp client):
+  requests/s, errors, p50/p99, and the CPU each process spent per request;
+- memory: peak RSS (VmHWM) of the Selector and ModelStore processes; time from the first spawn
+  until every service is ready (gRPC health SERVING for ModelStore and Selector);
+- cost of history: the added-latency run again after loading a large history (prompt_history and
+  model_attempts rows, INSERT … SELECT generate_series) into the ModelStore's database.
+
+The latency runs stop at the first failed request; the throughput run counts failures.
+Prints one table and writes JSON (default bench/results/overhead.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+from functools import partial
+from pathlib import Path
+
+from bench.overhead.runner import QUICK, Plan, run
+
+RESULTS = Path(__file__).resolve().parent.parent / "results" / "overhead.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.overhead",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    defaults = Plan()
+    parser.add_argument("--quick", action="store_true", help="tiny run for the smoke test")
+    parser.add_argument("--requests", type=int, help=f"latency pairs ({defaults.latency_requests})")
+    parser.add_argument("--throughput-requests", type=int, help=f"({defaults.throughput_requests})")
+    parser.add_argument("--concurrency", type=int, help=f"({defaults.concurrency})")
+    parser.add_argument("--history-rows", type=int, help=f"({defaults.history_rows:,})")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    plan = QUICK if args.quick else defaults
+    overrides = {
+        "latency_requests": args.requests,
+        "throughput_requests": args.throughput_requests,
+        "concurrency": args.concurrency,
+        "history_rows": args.history_rows,
+    }
+    plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+    asyncio.run(run(plan, args.out, partial(print, flush=True)))
+
+
+if __name__ == "__main__":
+    main()

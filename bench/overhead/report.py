@@ -1,0 +1,148 @@
+"""The benchmark's table, its targets, and the JSON results file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# Targets of issue 9 on a 2-core machine.
+TARGETS = {
+    "added_median_ms": 3.0,
+    "added_p95_ms": 5.0,
+    "requests_per_second": 700.0,
+    "errors": 0,
+    "selector_plus_store_mb": 150.0,
+    "history_change_pct": 10.0,
+}
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, bool]:
+    """Whether each target is met."""
+    added = results["latency"]["added_paired"]
+    throughput = results["throughput"]
+    history = results["history"]
+    return {
+        "added_median_ms": added["median_ms"] <= TARGETS["added_median_ms"],
+        "added_p95_ms": added["p95_ms"] <= TARGETS["added_p95_ms"],
+        "requests_per_second": throughput["requests_per_second"] >= TARGETS["requests_per_second"],
+        "errors": throughput["errors"] == TARGETS["errors"],
+        "selector_plus_store_mb": results["memory_mb"]["selector_plus_store"]
+        < TARGETS["selector_plus_store_mb"],
+        "history_change_pct": abs(history["added_median_change_pct"])
+        <= TARGETS["history_change_pct"],
+    }
+
+
+def _mark(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def table(results: dict[str, Any]) -> list[str]:
+    """The lines of the printed table."""
+    latency = results["latency"]
+    after = results["history"]["latency"]
+    throughput = results["throughput"]
+    memory = results["memory_mb"]
+    startup = results["startup_seconds"]
+    met = results["met"]
+    cpu = results["cpu_ms_per_request"]
+    rows: list[tuple[str, str, str, str]] = []
+
+    def percentiles(label: str, values: dict[str, float], target: str = "", ok: str = "") -> None:
+        text = " / ".join(f"{values[k]:.2f}" for k in ("median_ms", "p95_ms", "p99_ms"))
+        rows.append((label, text, target, ok))
+
+    percentiles("direct to simulator, ms (p50/p95/p99)", latency["direct"])
+    percentiles("through Envoy+Selector, ms", latency["gateway"])
+    percentiles(
+        "added, paired per request, ms",
+        latency["added_paired"],
+        "≤3 / ≤5 / -",
+        f"{_mark(met['added_median_ms'])} / {_mark(met['added_p95_ms'])}",
+    )
+    percentiles("added, difference of percentiles, ms", latency["added_percentile_difference"])
+    rows.append(
+        (
+            f"throughput, c={throughput['concurrency']}, n={throughput['requests']}",
+            f"{throughput['requests_per_second']:.0f} req/s",
+            "≥700 req/s",
+            _mark(met["requests_per_second"]),
+        )
+    )
+    rows.append(
+        (
+            "throughput latency p50 / p99, ms",
+            f"{throughput['p50_ms']:.2f} / {throughput['p99_ms']:.2f}",
+            "",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "errors in the throughput run",
+            str(throughput["errors"]),
+            "0",
+            _mark(met["errors"]),
+        )
+    )
+    for name, value in cpu.items():
+        rows.append((f"  CPU ms per request under load: {name}", f"{value:.2f}", "", ""))
+    rows.append(
+        (
+            "peak RSS Selector + ModelStore, MB",
+            f"{memory['selector']:.0f} + {memory['model_store']:.0f} = "
+            f"{memory['selector_plus_store']:.0f}",
+            "<150",
+            _mark(met["selector_plus_store_mb"]),
+        )
+    )
+    rows.append(("peak RSS Envoy, MB", f"{memory['envoy']:.0f}", "", ""))
+    rows.append(
+        (
+            "start to all SERVING, s",
+            f"{startup['total']:.2f} ("
+            + ", ".join(f"{k} {v:.2f}" for k, v in startup.items() if k != "total")
+            + ")",
+            "",
+            "",
+        )
+    )
+    recorded = results["recorded_rows"]
+    rows.append(
+        (
+            "rows recorded by the run (history/attempts)",
+            f"{recorded['prompt_history']:,} / {recorded['model_attempts']:,} "
+            f"of {recorded['expected']:,}",
+            "",
+            "",
+        )
+    )
+    history = results["history"]
+    percentiles(f"added after +{history['rows_loaded']:,} history rows, ms", after["added_paired"])
+    rows.append(
+        (
+            "change of added latency p50 / p95, %",
+            f"{history['added_median_change_pct']:+.1f} / {history['added_p95_change_pct']:+.1f}",
+            "p50 ≤±10%",
+            _mark(met["history_change_pct"]),
+        )
+    )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    header = ("metric", "value", "target", "")
+    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
+    lines = [
+        f"Gateway overhead on loopback ({results['machine']['cpus']} CPUs, "
+        f"{latency['requests']} paired sequential requests)",
+        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(),
+    ]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return lines
+
+
+def write(out: Path, results: dict[str, Any]) -> None:
+    """Writes the results as JSON (parents created)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

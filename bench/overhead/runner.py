@@ -1,0 +1,145 @@
+"""One benchmark run: start the stack, measure, load history, measure again, stop, report."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.overhead import history, load, procs, report
+from bench.overhead.stack import RunningStack, start
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to send and load."""
+
+    latency_requests: int = 500
+    throughput_requests: int = 5000
+    concurrency: int = 32
+    history_rows: int = 1_000_000
+    warm_up_requests: int = 100
+    quick: bool = False
+
+
+QUICK = Plan(
+    latency_requests=50,
+    throughput_requests=200,
+    history_rows=10_000,
+    warm_up_requests=10,
+    quick=True,
+)
+# Seconds the Selector gets to deliver its buffered records to ModelStore after the load.
+RECORD_WAIT_SECONDS = 30.0
+
+
+def _change_pct(before: float, after: float) -> float:
+    return round((after - before) / before * 100, 1) if before else 0.0
+
+
+def _cpu(stack: RunningStack) -> dict[str, float]:
+    """CPU seconds used so far by each process of the stack and by this client."""
+    seconds = {
+        name: procs.cpu_seconds(stack.pid(name))
+        for name in ("selector", "data", "envoy", "simulator")
+    }
+    seconds["postgres"] = procs.total_cpu_seconds(stack.postgres_pids())
+    seconds["client"] = time.process_time()
+    return seconds
+
+
+def _memory(stack: RunningStack) -> dict[str, float]:
+    selector = procs.peak_rss_mb(stack.pid("selector"))
+    model_store = procs.peak_rss_mb(stack.pid("data"))
+    return {
+        "selector": round(selector, 1),
+        "model_store": round(model_store, 1),
+        "selector_plus_store": round(selector + model_store, 1),
+        "envoy": round(procs.peak_rss_mb(stack.pid("envoy")), 1),
+    }
+
+
+async def measure(stack: RunningStack, plan: Plan, say: Any) -> dict[str, Any]:
+    """Every measurement on a started stack."""
+    say(
+        "pids: "
+        + ", ".join(f"{name} {child.pid}" for name, child in stack.children.items())
+        + " (attach py-spy to profile)"
+    )
+    await load.warm_up(stack, plan.warm_up_requests)
+    say(f"added latency: {plan.latency_requests} paired requests ...")
+    before = await load.measure_latency(stack, plan.latency_requests)
+    say(f"throughput: {plan.throughput_requests} requests at concurrency {plan.concurrency} ...")
+    cpu_before = _cpu(stack)
+    throughput = await load.measure_throughput(stack, plan.throughput_requests, plan.concurrency)
+    cpu_after = _cpu(stack)
+    sent = plan.warm_up_requests + 1 + plan.latency_requests + plan.throughput_requests
+    database_url = stack.database_url()
+    recorded = await history.wait_for_rows(database_url, sent, RECORD_WAIT_SECONDS)
+    say(f"loading {plan.history_rows:,} history rows and as many attempts ...")
+    load_seconds = await history.load_history(database_url, plan.history_rows)
+    await load.warm_up(stack, plan.warm_up_requests)
+    say(f"added latency with the loaded history: {plan.latency_requests} paired requests ...")
+    after = await load.measure_latency(stack, plan.latency_requests)
+    before_report, after_report = before.report(), after.report()
+    return {
+        "latency": before_report,
+        "throughput": throughput.report(),
+        "cpu_ms_per_request": {
+            name: round((cpu_after[name] - cpu_before[name]) / throughput.requests * 1000, 3)
+            for name in cpu_after
+        },
+        "recorded_rows": {"expected": sent, **recorded},
+        "history": {
+            "rows_loaded": plan.history_rows,
+            "load_seconds": round(load_seconds, 1),
+            "latency": after_report,
+            "added_median_change_pct": _change_pct(
+                before_report["added_paired"]["median_ms"],
+                after_report["added_paired"]["median_ms"],
+            ),
+            "added_p95_change_pct": _change_pct(
+                before_report["added_paired"]["p95_ms"], after_report["added_paired"]["p95_ms"]
+            ),
+        },
+        "memory_mb": _memory(stack),
+    }
+
+
+async def run(plan: Plan, out: Path, say: Any = print) -> dict[str, Any]:
+    """Runs the benchmark in a fresh temporary folder, prints the table, writes `out`."""
+    folder = Path(tempfile.mkdtemp(prefix="aiselector-overhead-"))
+    try:
+        say("starting simulator, ModelStore (embedded PostgreSQL), Selector, Envoy ...")
+        stack = await start(folder)
+        try:
+            measured = await measure(stack, plan, say)
+        finally:
+            await stack.stop()
+    finally:
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+    results: dict[str, Any] = {
+        "benchmark": "overhead",
+        "quick": plan.quick,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "plan": {
+            "latency_requests": plan.latency_requests,
+            "throughput_requests": plan.throughput_requests,
+            "concurrency": plan.concurrency,
+            "history_rows": plan.history_rows,
+        },
+        "startup_seconds": {k: round(v, 3) for k, v in stack.ready_seconds.items()},
+        **measured,
+        "targets": report.TARGETS,
+    }
+    results["met"] = report.verdicts(results)
+    for line in report.table(results):
+        say(line)
+    await asyncio.to_thread(report.write, out, results)
+    return results

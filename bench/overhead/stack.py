@@ -1,0 +1,226 @@
+"""The system under test: simulator, ModelStore, Selector and Envoy as separate processes.
+
+Reuses the `make run` pieces (Supervisor, ServiceSpec, readiness probes, the Envoy config), but
+with its own temporary folder, catalog and scenario: one OpenAI-compatible model on the simulator
+that answers at once and declares no rpm/rpd limits, so pacing never interferes. The health worker
+is not started (it is idle between hourly probes). Everything runs from the temporary folder, so
+a `.env` of the checkout cannot redirect the benchmark (e.g. to another database).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bench.overhead.procs import children_of
+from services.stack.envoy_config import EnvoyConfig, write
+from services.stack.plan import (
+    MODEL_STORE_SERVICE,
+    ROOT,
+    SELECTOR_SERVICE,
+    envoy_binary,
+    free_port,
+)
+from services.stack.readiness import GrpcServing, HttpOk, Readiness, TcpOpen
+from services.stack.supervisor import Child, ServiceSpec, Supervisor
+
+PROVIDER = "bench"
+MODEL_ID = "instant"
+MODEL_NAME = f"{PROVIDER}/{MODEL_ID}"
+API_KEY = "sk-bench-0123456789abcdef"
+MAX_OUTPUT_TOKENS = 64
+START_TIMEOUT_SECONDS = 60.0
+
+
+def catalog() -> dict[str, object]:
+    """One provider with one model, no declared request limits."""
+    return {
+        "providers": [
+            {
+                "name": PROVIDER,
+                "api_format": "openai",
+                "api_endpoint": f"https://{PROVIDER}.invalid/v1",
+                "api_key_env": "BENCH_API_KEY",
+                "base_url_env": "BENCH_BASE_URL",
+                "limits": {"timeout_ms": 10_000, "max_output": MAX_OUTPUT_TOKENS},
+            }
+        ],
+        "models": [{"name": MODEL_NAME, "provider": PROVIDER, "provider_model_id": MODEL_ID}],
+    }
+
+
+def scenario() -> dict[str, object]:
+    """Every simulated model answers with no delay."""
+    return {"seed": 1, "default": {"latency": 0}}
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """Where each process listens."""
+
+    simulator_port: int = field(default_factory=free_port)
+    model_store_port: int = field(default_factory=free_port)
+    selector_port: int = field(default_factory=free_port)
+    envoy_port: int = field(default_factory=free_port)
+    envoy_admin_port: int = field(default_factory=free_port)
+    selector_metrics_port: int = field(default_factory=free_port)
+    model_store_metrics_port: int = field(default_factory=free_port)
+
+    @property
+    def simulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.simulator_port}"
+
+    @property
+    def envoy_url(self) -> str:
+        return f"http://127.0.0.1:{self.envoy_port}"
+
+
+@dataclass
+class RunningStack:
+    """The started processes, their start-up times and how to reach them."""
+
+    folder: Path
+    addresses: Addresses
+    supervisor: Supervisor
+    children: dict[str, Child]
+    ready_seconds: dict[str, float]
+
+    @property
+    def provider_url(self) -> str:
+        """The chat completions URL of the benchmark model on the simulator."""
+        return f"{self.addresses.simulator_url}/{PROVIDER}/v1/chat/completions"
+
+    @property
+    def process_url(self) -> str:
+        """ProcessPrompt as JSON through Envoy."""
+        return f"{self.addresses.envoy_url}/api/v1/prompts/process"
+
+    @property
+    def postgres_folder(self) -> Path:
+        """The embedded PostgreSQL data folder the ModelStore created."""
+        return self.folder / "data" / "postgres"
+
+    def database_url(self) -> str:
+        """asyncpg URL of the embedded PostgreSQL, over its Unix socket (from postmaster.pid)."""
+        lines = (self.postgres_folder / "postmaster.pid").read_text().splitlines()
+        return f"postgresql+asyncpg://postgres@/postgres?host={lines[4].strip()}"
+
+    def postgres_pids(self) -> list[int]:
+        """The postmaster and its children (backends, writer, WAL, autovacuum …)."""
+        postmaster = int((self.postgres_folder / "postmaster.pid").read_text().split()[0])
+        return [postmaster, *children_of(postmaster)]
+
+    def pid(self, name: str) -> int:
+        return self.children[name].pid
+
+    async def stop(self) -> None:
+        """Stops every process, the last started first."""
+        await self.supervisor.stop_all()
+
+
+def environment(folder: Path, addresses: Addresses) -> dict[str, str]:
+    """The environment of every child: this one, minus a DATABASE_URL, plus the stack's own."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    python_path = [str(ROOT), str(ROOT / "gen"), *env.get("PYTHONPATH", "").split(os.pathsep)]
+    model_store = f"127.0.0.1:{addresses.model_store_port}"
+    selector = f"127.0.0.1:{addresses.selector_port}"
+    env.update(
+        PYTHONPATH=os.pathsep.join(p for p in dict.fromkeys(python_path) if p),
+        PYTHONUNBUFFERED="1",
+        DATA_DIR=str(folder / "data"),
+        CATALOG_PATH=str(folder / "catalog.yaml"),
+        MODEL_STORE_LISTEN_ADDRESS=model_store,
+        MODEL_STORE_ADDRESS=model_store,
+        MODEL_STORE_METRICS_PORT=str(addresses.model_store_metrics_port),
+        SELECTOR_LISTEN_ADDRESS=selector,
+        SELECTOR_ADDRESS=selector,
+        SELECTOR_METRICS_PORT=str(addresses.selector_metrics_port),
+        BENCH_BASE_URL=f"{addresses.simulator_url}/{PROVIDER}/v1",
+        BENCH_API_KEY=API_KEY,
+    )
+    return env
+
+
+def specs(folder: Path, addresses: Addresses) -> list[tuple[str, list[str], Readiness]]:
+    """(name, command, readiness) of each process, in start order."""
+    python = sys.executable
+    envoy_config = write(
+        EnvoyConfig(
+            selector_address=f"127.0.0.1:{addresses.selector_port}",
+            listen_port=addresses.envoy_port,
+            admin_port=addresses.envoy_admin_port,
+        ),
+        folder / "envoy.yaml",
+    )
+    return [
+        (
+            "simulator",
+            [
+                python,
+                "-m",
+                "services.simulator",
+                "--scenario",
+                str(folder / "scenario.yaml"),
+                "--port",
+                str(addresses.simulator_port),
+            ],
+            TcpOpen("127.0.0.1", addresses.simulator_port),
+        ),
+        (
+            "data",
+            [python, "-m", "services.data"],
+            GrpcServing(f"127.0.0.1:{addresses.model_store_port}", MODEL_STORE_SERVICE),
+        ),
+        (
+            "selector",
+            [python, "-m", "services.selector"],
+            GrpcServing(f"127.0.0.1:{addresses.selector_port}", SELECTOR_SERVICE),
+        ),
+        (
+            "envoy",
+            [
+                envoy_binary(),
+                "-c",
+                str(envoy_config),
+                "--log-level",
+                "warn",
+                "--disable-hot-restart",
+                "--file-flush-interval-msec",
+                "1000",
+            ],
+            HttpOk(f"http://127.0.0.1:{addresses.envoy_admin_port}/ready"),
+        ),
+    ]
+
+
+async def start(folder: Path) -> RunningStack:
+    """Writes the catalog and scenario into `folder` and starts the processes one after another.
+
+    `ready_seconds` holds each service's time from spawn to ready and `total`, the time from the
+    first spawn until the last service is ready (gRPC health SERVING for ModelStore and Selector).
+    """
+    (folder / "catalog.yaml").write_text(yaml.safe_dump(catalog()), encoding="utf-8")
+    (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario()), encoding="utf-8")
+    addresses = Addresses()
+    env = environment(folder, addresses)
+    supervisor = Supervisor(folder / "logs", poll_seconds=0.02)
+    stack = RunningStack(folder, addresses, supervisor, {}, {})
+    began = time.monotonic()
+    try:
+        for name, argv, ready in specs(folder, addresses):
+            step = time.monotonic()
+            spec = ServiceSpec(
+                name, argv, ready, env, cwd=folder, ready_timeout_seconds=START_TIMEOUT_SECONDS
+            )
+            stack.children[name] = await supervisor.start(spec)
+            stack.ready_seconds[name] = time.monotonic() - step
+    except BaseException:
+        await supervisor.stop_all()
+        raise
+    stack.ready_seconds["total"] = time.monotonic() - began
+    return stack
