@@ -56,10 +56,7 @@ async def wait_for_rows(database_url: str, expected: int, timeout: float) -> dic
 
 
 async def load_history(database_url: str, rows: int) -> float:
-    """Inserts `rows` history rows and as many attempts, then VACUUM ANALYZE; the seconds taken.
-
-    The vacuum runs now so autovacuum of the fresh rows does not run during the timed requests.
-    """
+    """Inserts `rows` history rows and as many attempts; the seconds taken."""
     began = time.perf_counter()
     engine = create_async_engine(database_url, poolclass=NullPool)
     try:
@@ -67,9 +64,17 @@ async def load_history(database_url: str, rows: int) -> float:
         async with engine.begin() as connection:
             await connection.execute(text(_LOAD_HISTORY), params)
             await connection.execute(text(_LOAD_ATTEMPTS), params)
+    finally:
+        await engine.dispose()
+    return time.perf_counter() - began
+
+
+async def vacuum(database_url: str) -> None:
+    """VACUUM ANALYZE of the recorded tables, so autovacuum does not run during timed requests."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
         async with engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             await connection.execute(text("VACUUM ANALYZE prompt_history, model_attempts"))
     finally:
         await engine.dispose()
-    return time.perf_counter() - began
