@@ -53,11 +53,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             request_id = request_id_from(context)
             token = request_id_var.set(request_id)
             try:
-                response = await behavior(request, context)
-                # Sent only on success: an error must stay "trailers-only" so that Envoy turns the
-                # `retry-after` trailer into an HTTP header; there the id goes in the trailers.
-                await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
-                return response
+                # The id rides in the trailers: no extra metadata operation per call, and an error
+                # stays "trailers-only", which Envoy needs to turn `retry-after` into a header.
+                context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
+                return await behavior(request, context)
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except ServiceError as error:

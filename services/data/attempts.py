@@ -114,6 +114,18 @@ def _model_increments(attempts: Sequence[AttemptRecord]) -> dict[int, _Totals]:
     return totals
 
 
+_INSERT_ATTEMPTS = (
+    insert(ModelAttempt)
+    .on_conflict_do_nothing(index_elements=["attempt_id"])
+    .returning(ModelAttempt.attempt_id)
+)
+_bucket_insert = insert(ModelStatsHourly)
+_UPSERT_BUCKETS = _bucket_insert.on_conflict_do_update(
+    index_elements=["model_id", "bucket_start"],
+    set_={c: ModelStatsHourly.__table__.c[c] + _bucket_insert.excluded[c] for c in _COUNT_COLUMNS},
+)
+
+
 async def record_attempts(session: AsyncSession, attempts: Sequence[AttemptRecord]) -> RecordResult:
     """Stores the new attempts of a batch and adds them to buckets and counters, in one go."""
     await models.require_models(session, [a.model_id for a in attempts])
@@ -132,10 +144,8 @@ async def record_attempts(session: AsyncSession, attempts: Sequence[AttemptRecor
         }
         for a in sorted(attempts, key=lambda a: a.attempt_id)
     ]
-    inserted = (
-        insert(ModelAttempt).values(rows).on_conflict_do_nothing(index_elements=["attempt_id"])
-    )
-    new_ids = set((await session.scalars(inserted.returning(ModelAttempt.attempt_id))).all())
+    # Rows as parameters (executemany): the statement compiles once, whatever the batch size.
+    new_ids = set((await session.scalars(_INSERT_ATTEMPTS, rows)).all())
     seen: set[str] = set()
     new: list[AttemptRecord] = []
     for attempt in attempts:
@@ -143,14 +153,7 @@ async def record_attempts(session: AsyncSession, attempts: Sequence[AttemptRecor
             seen.add(attempt.attempt_id)
             new.append(attempt)
     if new:
-        upsert = insert(ModelStatsHourly).values(_bucket_increments(new))
-        table = ModelStatsHourly.__table__
-        await session.execute(
-            upsert.on_conflict_do_update(
-                index_elements=["model_id", "bucket_start"],
-                set_={c: table.c[c] + upsert.excluded[c] for c in _COUNT_COLUMNS},
-            )
-        )
+        await session.execute(_UPSERT_BUCKETS, _bucket_increments(new))
         for model_id, total in sorted(_model_increments(new).items()):
             await session.execute(
                 update(AiModel)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, delete, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,11 +56,19 @@ class Cursor:
     id: int
 
 
+_INSERT_PROMPTS = (
+    insert(PromptHistory)
+    .on_conflict_do_nothing(index_elements=["record_id"])
+    .returning(PromptHistory.id)
+)
+
+
 async def record_prompts(session: AsyncSession, entries: Sequence[PromptEntry]) -> int:
     """Stores the entries whose record id is new; returns how many were stored."""
     await models.require_models(
         session, [e.selected_model_id for e in entries if e.selected_model_id]
     )
+    now = datetime.now(UTC)
     rows = [
         {
             "record_id": e.record_id,
@@ -76,17 +84,12 @@ async def record_prompts(session: AsyncSession, entries: Sequence[PromptEntry]) 
             "fallback_used": e.fallback_used,
             "requested_model": e.requested_model,
             "status_code": e.status_code,
-            "created_at": e.created_at if e.created_at is not None else func.now(),
+            "created_at": e.created_at if e.created_at is not None else now,
         }
         for e in sorted(entries, key=lambda e: e.record_id)
     ]
-    statement = (
-        insert(PromptHistory)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["record_id"])
-        .returning(PromptHistory.id)
-    )
-    return len((await session.scalars(statement)).all())
+    # Rows as parameters (executemany): the statement compiles once, whatever the batch size.
+    return len((await session.scalars(_INSERT_PROMPTS, rows)).all())
 
 
 def _conditions(where: HistoryFilter) -> list[ColumnElement[bool]]:

@@ -129,7 +129,7 @@ async def test_request_id_round_trips_and_reaches_logs(channel, caplog):
     )
     reply = await call
     assert reply.request_id == "req-123"
-    assert ("x-request-id", "req-123") in tuple(await call.initial_metadata())
+    assert ("x-request-id", "req-123") in tuple(await call.trailing_metadata())
     record = next(r for r in caplog.records if r.getMessage() == "handled")
     assert '"request_id": "req-123"' in JsonFormatter("test").format(record)
 
