@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from aiselector.v1 import model_store_pb2, model_store_pb2_grpc
-from services.data.app import start_model_store
+from services.data.app import RunningModelStore, start_model_store
 from services.data.db import async_url
 from services.data.embedded import EmbeddedPostgres
 from services.data.schema import LATENCY_BOUNDS_MS, LATENCY_COLUMNS, OUTCOMES, outcome_column
@@ -109,51 +109,89 @@ async def _load(url: str, rows: int) -> float:
     return time.perf_counter() - started
 
 
-async def _time_calls(address: str, calls: int, days: int) -> tuple[list[float], int]:
+def _request(days: int) -> model_store_pb2.GetModelStatisticsRequest:
     start = timestamp_pb2.Timestamp()
     start.FromDatetime(datetime.now(UTC) - timedelta(days=days))
-    request = model_store_pb2.GetModelStatisticsRequest(start_time=start)
-    timings: list[float] = []
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = model_store_pb2_grpc.ModelStoreStub(channel)
-        for _ in range(10):
-            await stub.GetModelStatistics(request, timeout=30)
+    return model_store_pb2.GetModelStatisticsRequest(start_time=start)
+
+
+async def _time_interleaved(
+    addresses: list[str], calls: int, days: int
+) -> tuple[list[list[float]], list[int]]:
+    """Times `calls` calls on each store, alternating between them call by call.
+
+    Alternating puts every size under the same machine load, so a busy neighbour cannot make one
+    size look slower than the other.
+    """
+    request = _request(days)
+    channels = [grpc.aio.insecure_channel(address) for address in addresses]
+    try:
+        stubs = [model_store_pb2_grpc.ModelStoreStub(channel) for channel in channels]
+        for stub in stubs:
+            for _ in range(10):
+                await stub.GetModelStatistics(request, timeout=30)
+        timings: list[list[float]] = [[] for _ in stubs]
+        buckets = [0 for _ in stubs]
         for _ in range(calls):
-            began = time.perf_counter()
-            reply = await stub.GetModelStatistics(request, timeout=30)
-            timings.append((time.perf_counter() - began) * 1000)
-    assert reply.statistics, "no models in the reply"
-    return timings, sum(len(s.buckets) for s in reply.statistics)
+            for index, stub in enumerate(stubs):
+                began = time.perf_counter()
+                reply = await stub.GetModelStatistics(request, timeout=30)
+                timings[index].append((time.perf_counter() - began) * 1000)
+                assert reply.statistics, "no models in the reply"
+                buckets[index] = sum(len(s.buckets) for s in reply.statistics)
+    finally:
+        for channel in channels:
+            await channel.close()
+    return timings, buckets
 
 
-async def measure(admin_url: str, rows: int, calls: int, days: int) -> dict[str, float | int]:
-    """Loads `rows` history rows into a fresh database and times GetModelStatistics on it."""
+async def _loaded_store(admin_url: str, rows: int) -> tuple[str, RunningModelStore, float]:
+    """A fresh database with `rows` history rows, and a ModelStore serving it."""
     name = f"bench_statistics_{uuid.uuid4().hex[:8]}"
     admin = create_async_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
         await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
     url = _database(admin_url, name)
+    store = await start_model_store(url, "127.0.0.1:0", ROOT / "catalog.yaml")
+    return name, store, await _load(url, rows)
+
+
+async def measure(
+    admin_url: str, sizes: list[int], calls: int, days: int
+) -> list[dict[str, float | int]]:
+    """Loads each size into its own database, then times GetModelStatistics on all, interleaved."""
+    loaded: list[tuple[str, RunningModelStore, float]] = []
     try:
-        store = await start_model_store(url, "127.0.0.1:0", ROOT / "catalog.yaml")
-        try:
-            load_seconds = await _load(url, rows)
-            timings, buckets = await _time_calls(store.address, calls, days)
-            timings.sort()
-        finally:
-            await store.stop()
+        for rows in sizes:
+            loaded.append(await _loaded_store(admin_url, rows))
+        timings, buckets = await _time_interleaved(
+            [store.address for _, store, _ in loaded], calls, days
+        )
     finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin = create_async_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        for name, store, _ in loaded:
+            await store.stop()
+            async with admin.connect() as connection:
+                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
-    return {
-        "history_rows": rows,
-        "calls": calls,
-        "window_days": days,
-        "buckets_in_reply": buckets,
-        "median_ms": round(statistics.median(timings), 3),
-        "p95_ms": round(timings[max(0, int(len(timings) * 0.95) - 1)], 3),
-        "load_seconds": round(load_seconds, 1),
-    }
+    results = []
+    for rows, times, count, (_, _, load_seconds) in zip(
+        sizes, timings, buckets, loaded, strict=True
+    ):
+        times.sort()
+        results.append(
+            {
+                "history_rows": rows,
+                "calls": calls,
+                "window_days": days,
+                "buckets_in_reply": count,
+                "median_ms": round(statistics.median(times), 3),
+                "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 3),
+                "load_seconds": round(load_seconds, 1),
+            }
+        )
+    return results
 
 
 async def run(
@@ -173,13 +211,13 @@ async def run(
         server = EmbeddedPostgres(folder / "data")
         admin_url = await asyncio.to_thread(server.start)
     try:
-        results = [await measure(admin_url, rows, calls, days) for rows in sizes]
+        results = await measure(admin_url, sizes, calls, days)
     finally:
         if server is not None:
             await asyncio.to_thread(server.stop)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
-    print(f"GetModelStatistics, all models, {days}-day window, {calls} calls each")
+    print(f"GetModelStatistics, all models, {days}-day window, {calls} calls each, interleaved")
     print(f"{'history rows':>14} {'buckets':>8} {'median ms':>10} {'p95 ms':>9} {'load s':>8}")
     for result in results:
         print(
