@@ -116,6 +116,7 @@ async def _refresh_loop(
         try:
             await engine.recorder.flush()
             await refresh(engine, stub, environ, first=False)
+            engine.model_stats()  # refreshes the per-model state and budget gauges
         except grpc.aio.AioRpcError as error:
             log.warning(
                 "snapshot refresh failed; serving the last one", extra={"code": error.code().name}

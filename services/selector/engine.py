@@ -54,7 +54,7 @@ class _Trace:
     """Everything one request did, for the reply, the history row and the final error."""
 
     summaries: list[selector_pb2.AttemptSummary] = field(default_factory=list)
-    retryable: set[int] = field(default_factory=set)
+    # Models not to try again in this request: they failed, timed out or rejected the prompt.
     done: set[int] = field(default_factory=set)
     first_planned: int | None = None
     pin_note: str = ""
@@ -91,7 +91,7 @@ class Engine:
 
     # ---- planning -------------------------------------------------------------------------
 
-    def _candidates(self, now: float, est_tokens: int) -> list[Candidate]:
+    def _candidates(self, catalog: Catalog, now: float, est_tokens: int) -> list[Candidate]:
         return [
             Candidate(
                 spec=e.spec,
@@ -101,12 +101,19 @@ class Engine:
                 ),
                 credentials_error=e.credentials_error,
             )
-            for e in self.catalog.entries.values()
+            for e in catalog.entries.values()
         ]
 
-    def plan(self, needs: Needs, now: float, rng: random.Random | None = None) -> Plan:
-        """The policy's plan for `needs` over the current snapshot and live state."""
-        return plan(self._candidates(now, needs.prompt_tokens), needs, now, rng or self.rng)
+    def plan(
+        self,
+        needs: Needs,
+        now: float,
+        rng: random.Random | None = None,
+        catalog: Catalog | None = None,
+    ) -> Plan:
+        """The policy's plan for `needs` over a catalog snapshot (the current one by default)."""
+        candidates = self._candidates(catalog or self.catalog, now, needs.prompt_tokens)
+        return plan(candidates, needs, now, rng or self.rng)
 
     # ---- ProcessPrompt --------------------------------------------------------------------
 
@@ -176,7 +183,7 @@ class Engine:
         chat = ChatRequest(
             prompt=prompt.prompt, system_prompt=prompt.system_prompt, json_mode=prompt.json_mode
         )
-        current = self.plan(needs, time.time())
+        current = self.plan(needs, time.time(), catalog=catalog)
         trace.first_planned = current.order[0].model_id if current.order else None
         trace.pin_note = current.pin_note
         for _ in range(MAX_ROUNDS):
@@ -200,18 +207,16 @@ class Engine:
                 trace.summaries.append(attempted.summary)
                 if attempted.result is not None:
                     return entry, attempted.result
-                if attempted.outcome in RATE_OUTCOMES:
-                    trace.retryable.add(spec.model_id)
-                else:
+                if attempted.outcome not in RATE_OUTCOMES:
                     trace.done.add(spec.model_id)
-            current = self.plan(needs, time.time())
+            current = self.plan(needs, time.time(), catalog=catalog)
             if any(s.model_id not in trace.done for s in current.order):
                 continue
             wait = self._short_wait(current, deadline - loop.time())
             if wait is None:
                 break
             await asyncio.sleep(wait)
-            current = self.plan(needs, time.time())
+            current = self.plan(needs, time.time(), catalog=catalog)
         if deadline - loop.time() < MIN_ATTEMPT_SECONDS:
             raise self._deadline_error(trace)
         raise self._final_error(current, trace, time.time())
@@ -411,9 +416,7 @@ class Engine:
                 name=spec.name,
                 provider=spec.provider,
                 reliability_score=round(current.scores.get(spec.model_id, 0.0), 4),
-                success_rate=round(
-                    window.success_count / max(1, window.success_count + window.failure_count), 4
-                ),
+                success_rate=round(window.success_rate, 4),
                 average_response_time=round(window.mean_latency_s or 0.0, 3),
                 median_response_time=round(window.median_latency_s or 0.0, 3),
                 total_requests=window.total,
@@ -440,11 +443,10 @@ class Engine:
             rows.append(row)
         rows.sort(key=lambda r: (r.rank == 0, r.rank, r.name))
         for row in rows:
-            if spec := self.catalog.entries.get(row.id):
-                left = spec.spec.limits.requests_per_day - row.budget.requests_today
-                if spec.spec.limits.requests_per_day:
-                    metrics.BUDGET_LEFT.labels(row.name).set(max(0, left))
             metrics.MODEL_STATE.labels(row.name).set(row.state)
+            if row.budget.requests_per_day:
+                left = row.budget.requests_per_day - row.budget.requests_today
+                metrics.BUDGET_LEFT.labels(row.name).set(max(0, left))
         return selector_pb2.GetModelStatsResponse(
             models=rows, total_models=len(rows), window_hours=self.window_hours
         )
