@@ -6,19 +6,58 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from aiselector.v1 import common_pb2, selector_pb2
 from bench.routing.world import Request, Result, SimModel, World
+from services.selector import engine as request_path
 from services.selector import policy
 from services.selector.policy import Candidate, ModelSpec, Needs
+from services.selector.settings import SelectorSettings
 from services.selector.state import LiveState
 from services.selector.stats import StatsBook
 
 RATE_OUTCOMES = (common_pb2.OUTCOME_RATE_LIMITED, common_pb2.OUTCOME_QUOTA_EXHAUSTED)
-#: The selector waits for a rate-limited model only this long, as the real engine does.
-MAX_RETRY_WAIT_S = 5.0
-MAX_ROUNDS = 3
+#: Prompt tokens of a recovery trial (the synthetic probe prompt is a few words).
+TRIAL_PROMPT_TOKENS = 12
+
+
+@dataclass(frozen=True)
+class EngineModel:
+    """How services/selector/engine.py uses the policy: waits, rounds, recovery trials.
+
+    `max_retry_wait_s`: longest wait for a rate-limited or out-of-budget model when nothing else
+    is eligible, taken only when the wait plus `wait_margin_s` fits the time left; `rounds`:
+    planning rounds per request; `recovery_trials`: a half-open circuit gets its one trial from a
+    background probe instead of from a user's prompt, so no prompt waits on a model that may
+    still be down.
+    """
+
+    name: str
+    max_retry_wait_s: float = 5.0
+    rounds: int = 3
+    recovery_trials: bool = False
+    wait_margin_s: float = 1.0
+
+
+def engine_from_code() -> EngineModel:
+    """The engine as services/selector/engine.py and its settings' defaults behave now."""
+    wait = SelectorSettings.model_fields["max_retry_wait_seconds"].default
+    return EngineModel(
+        "current",
+        max_retry_wait_s=float(wait),
+        rounds=request_path.MAX_ROUNDS,
+        recovery_trials=hasattr(request_path.Engine, "start_recovery_trials"),
+        wait_margin_s=float(getattr(request_path, "RETRY_WAIT_MARGIN_SECONDS", 1.0)),
+    )
+
+
+#: The engine with the changes proposed in bench/routing/README.md.
+PROPOSED_ENGINE = EngineModel(
+    "proposed", max_retry_wait_s=30.0, rounds=10, recovery_trials=True, wait_margin_s=5.0
+)
+ENGINES = {"current": engine_from_code, "proposed": lambda: PROPOSED_ENGINE}
 
 
 class Router(Protocol):
@@ -51,6 +90,10 @@ class Router(Protocol):
         """Seconds to wait before planning again when nothing is left to try; None gives up."""
         ...
 
+    def side_trials(self, now: float) -> list[str]:
+        """Models to send a background recovery probe to now (admitted already)."""
+        ...
+
 
 class _Stateless:
     """Shared no-op parts of routers that learn nothing."""
@@ -79,6 +122,9 @@ class _Stateless:
 
     def wait(self, request: Request, now: float, remaining: float) -> float | None:
         return None
+
+    def side_trials(self, now: float) -> list[str]:
+        return []
 
 
 class RandomRouter(_Stateless):
@@ -212,10 +258,11 @@ class SelectorRouter:
     """The Selector's real policy, live state and statistics modules, used as its engine does."""
 
     name = "selector"
-    rounds = MAX_ROUNDS
 
-    def __init__(self, world: World, seed: int) -> None:
+    def __init__(self, world: World, seed: int, engine: EngineModel | None = None) -> None:
         self.world = world
+        self.engine = engine or engine_from_code()
+        self.rounds = self.engine.rounds
         self.specs = {
             model.name: _spec(index + 1, model) for index, model in enumerate(world.models.values())
         }
@@ -284,9 +331,22 @@ class SelectorRouter:
         if not waits:
             return None
         wait = max(0.0, min(waits))
-        if wait > MAX_RETRY_WAIT_S or wait + 1.0 > remaining:
+        if wait > self.engine.max_retry_wait_s or wait + self.engine.wait_margin_s > remaining:
             return None
         return wait + 0.01
+
+    def side_trials(self, now: float) -> list[str]:
+        if not self.engine.recovery_trials:
+            return []
+        names = []
+        for name, spec in self.specs.items():
+            state = self.live.availability(spec.model_id, spec.limits, now).state
+            tokens = TRIAL_PROMPT_TOKENS + spec.max_output_tokens
+            if state == selector_pb2.MODEL_STATE_CIRCUIT_HALF_OPEN and self.live.acquire(
+                spec.model_id, spec.limits, now, tokens
+            ):
+                names.append(name)
+        return names
 
     def _rate_blocked(self, name: str, state: int) -> bool:
         if state == selector_pb2.MODEL_STATE_OUT_OF_BUDGET:
@@ -310,10 +370,13 @@ def _spec(model_id: int, model: SimModel) -> ModelSpec:
     )
 
 
-POLICIES: dict[str, Callable[[World, int], Router]] = {
-    "selector": SelectorRouter,
-    "random": RandomRouter,
-    "round_robin": RoundRobinRouter,
-    "v2": lambda world, seed: V2Router(world),
-    "oracle": lambda world, seed: OracleRouter(world),
-}
+def policies(engine: EngineModel | None = None) -> dict[str, Callable[[World, int], Router]]:
+    """Every compared policy; the selector runs inside `engine` (default: the engine as coded)."""
+    chosen = engine or engine_from_code()
+    return {
+        "selector": lambda world, seed: SelectorRouter(world, seed, chosen),
+        "random": RandomRouter,
+        "round_robin": RoundRobinRouter,
+        "v2": lambda world, seed: V2Router(world),
+        "oracle": lambda world, seed: OracleRouter(world),
+    }

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiselector.v1 import common_pb2
-from bench.routing.routers import RATE_OUTCOMES, Router
+from bench.routing.routers import RATE_OUTCOMES, TRIAL_PROMPT_TOKENS, Router
 from bench.routing.scenarios import START, Scenario, Workload
 from bench.routing.world import Request, Result, World
 
@@ -87,10 +87,18 @@ def _percentile(values: list[float], share: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def latency_over_all(latencies: list[float], requests: int, share: float) -> float:
+    """Time by which `share` of all prompts were answered (inf when fewer were answered at all)."""
+    needed = max(1, math.ceil(share * requests - 1e-9))
+    if needed > len(latencies):
+        return math.inf
+    return sorted(latencies)[needed - 1]
+
+
 def run(
     scenario: Scenario, make_router: Callable[[World, int], Router]
-) -> dict[str, float | int | None]:
-    """Runs the scenario's workload through one policy and returns its metrics."""
+) -> tuple[dict[str, float | int | None], list[float]]:
+    """Runs the scenario's workload through one policy: its metrics and answered latencies."""
     world = World(list(scenario.models), START, scenario.seed)
     router = make_router(world, scenario.seed)
     requests = workload(scenario)
@@ -150,10 +158,26 @@ def run(
             push(now + wait, "resume", flight)
             return
 
+    trials = itertools.count(1)
+
+    def start_trials(now: float) -> None:
+        for name in router.side_trials(now):
+            probe = Request(-next(trials), now, TRIAL_PROMPT_TOKENS, frozenset(), False)
+            result = world.send(name, probe, now)
+            timeout = world.models[name].timeout_s
+            if result.duration_s > timeout:
+                result = Result(common_pb2.OUTCOME_TIMEOUT, timeout)
+            push(now + result.duration_s, "trial", (probe, name, result, now))
+
     for request in requests:
         push(request.arrival, "arrive", request)
     while events:
         now, _, kind, payload = heapq.heappop(events)
+        if kind == "trial":
+            probe, name, result, started = payload  # type: ignore[misc]
+            router.record(name, probe, result, started, now)
+            continue
+        start_trials(now)
         if kind == "arrive":
             request = payload
             assert isinstance(request, Request)
@@ -177,13 +201,25 @@ def run(
             if result.outcome not in RATE_OUTCOMES:
                 flight.done.add(name)
             advance(flight, now)
-    return _metrics(out, world)
+    return _metrics(out, world), out.latencies
 
 
 def _answerable(world: World, request: Request, now: float) -> bool:
-    """Whether some model would answer this prompt if it were sent there now."""
+    """Whether some model would answer this prompt if it were sent there now, within the rules.
+
+    A model counts only when sending is allowed: no Retry-After it announced to this client is
+    still running, and its declared budget has room for the prompt and an answer at the model's
+    output limit (nobody knows the answer's length before sending). The simulated providers
+    answer some requests during a Retry-After they announced, and token budgets have room for
+    short answers after a careful client must stop: an answer only a rule breaker could get is
+    not one the policy could have given.
+    """
     for name, model in world.models.items():
-        if not world.fits(model, request):
+        if (
+            not world.fits(model, request)
+            or world.held_back(name, now)
+            or not world.within_declared(name, request, now, worst_case=True)
+        ):
             continue
         result = world.peek(name, request, now)
         if result.outcome == SUCCESS and result.duration_s <= min(model.timeout_s, DEADLINE_S):
@@ -211,5 +247,6 @@ def _metrics(out: Outcomes, world: World) -> dict[str, float | int | None]:
         "attempts_per_prompt": round(out.attempts / out.requests, 3) if out.requests else None,
         "rate_limited_429s": world.rate_limited,
         "beyond_declared_budget": world.beyond_budget,
+        "sent_during_retry_after": world.during_retry_after,
         "deadlines_missed": out.deadlines_missed,
     }

@@ -94,6 +94,7 @@ class _Usage:
     sent_day: int = -1
     sent_today: int = 0
     sent_tokens_today: int = 0
+    holds: list[tuple[float, float]] = field(default_factory=list)
 
 
 class World:
@@ -110,6 +111,7 @@ class World:
         self._usage = {m.name: _Usage() for m in models}
         self.rate_limited = 0
         self.beyond_budget = 0
+        self.during_retry_after = 0
 
     def _outage(self, model: SimModel, now: float, request_id: int) -> Outage | None:
         offset = now - self.start
@@ -191,10 +193,15 @@ class World:
         usage = self._usage[name]
         if not self.within_declared(name, request, now):
             self.beyond_budget += 1
+        if self.held_back(name, now):
+            self.during_retry_after += 1
         usage.sent_minute.append(now)
         usage.sent_today += 1
         if result.outcome == RATE_LIMITED:
             self.rate_limited += 1
+            if result.retry_after is not None:
+                known = now + result.duration_s
+                usage.holds.append((known, known + result.retry_after))
             return result
         usage.minute.append(now)
         usage.today += 1
@@ -203,13 +210,26 @@ class World:
             usage.sent_tokens_today += result.tokens
         return result
 
-    def within_declared(self, name: str, request: Request, now: float) -> bool:
-        """Whether sending now stays inside the declared budget (what the oracle respects)."""
+    def held_back(self, name: str, now: float) -> bool:
+        """Whether a Retry-After the provider sent to this client (and it received) still runs."""
+        usage = self._usage[name]
+        usage.holds = [(known, release) for known, release in usage.holds if release > now]
+        return any(known <= now for known, _ in usage.holds)
+
+    def within_declared(
+        self, name: str, request: Request, now: float, *, worst_case: bool = False
+    ) -> bool:
+        """Whether sending now stays inside the declared budget (what the oracle respects).
+
+        `worst_case` counts the answer at the model's output limit, as a client that cannot see
+        the answer's length before sending must; the oracle counts the answer's real length.
+        """
         model = self.models[name]
         usage = self._usage[name]
         self._roll(usage, now)
         declared = model.declared
-        potential = request.prompt_tokens + model.completion_tokens
+        answer = model.max_output_tokens if worst_case else model.completion_tokens
+        potential = request.prompt_tokens + answer
         return not (
             (
                 declared.requests_per_minute

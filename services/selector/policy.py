@@ -16,13 +16,15 @@ INACTIVE = selector_pb2.MODEL_STATE_INACTIVE
 NO_CREDENTIALS = selector_pb2.MODEL_STATE_NO_CREDENTIALS
 
 #: Latency (seconds) at which the speed factor is one half: speed = 1 / (1 + latency / this).
-SPEED_REFERENCE_S = 4.0
+SPEED_REFERENCE_S = 2.0
 #: Share of the score that speed decides: score = reliability · (1 − this + this · speed).
 SPEED_WEIGHT = 0.75
+#: Speed factor of a model without latency data: that of a model twice the reference latency.
+UNKNOWN_SPEED = 1.0 / 3.0
 #: Scores closer than this are near-ties: their order is drawn at random to spread load.
-NEAR_TIE = 0.05
-#: Score of a model with no reliability data: reliability prior 1/2 times the neutral speed factor.
-NO_DATA_SCORE = 0.5 * (1.0 - SPEED_WEIGHT + SPEED_WEIGHT * 0.5)
+NEAR_TIE = 0.02
+#: Score of a model with no data: reliability prior 1/2 times the unknown-latency speed factor.
+NO_DATA_SCORE = 0.5 * (1.0 - SPEED_WEIGHT + SPEED_WEIGHT * UNKNOWN_SPEED)
 
 #: A model may use its daily budget this far ahead of an even spread over the UTC day before its
 #: ranking key drops by PACE_PENALTY: 1 puts it behind every model on pace (it stays in the plan).
@@ -108,10 +110,11 @@ def score(window: ModelWindow) -> float:
 
     reliability = (decayed successes + 1) / (decayed successes + failures + 2), a Beta(1, 1) prior
     that a model without data starts at 1/2 and that a few results move only a little;
-    speed = 1 / (1 + latency / 4 s), 1/2 without latency data, where latency is the window's
-    median blended with the recent moving average by its `recent_weight`;
-    score = reliability · (1/4 + 3/4 · speed).
-    A model with no data scores NO_DATA_SCORE (0.3125), below any model with a handful of recent
+    speed = 1 / (1 + latency / 2 s), 1/3 without latency data (as if it took 4 s), where latency
+    is the window's median blended with the recent moving average by its `recent_weight`;
+    score = reliability · (1/4 + 3/4 · speed). The 2 s reference separates the fast free models
+    (0.5–1.5 s) clearly, which the routing benchmark's p95 latency rewards.
+    A model with no data scores NO_DATA_SCORE (0.25), below any model with a handful of recent
     successes, a high success rate and a latency under 10 s, but above a proven failing one.
     `plan` ranks by this score less its pacing and stall penalties.
     """
@@ -119,7 +122,7 @@ def score(window: ModelWindow) -> float:
     failures = _finite_non_negative(window.failures)
     reliability = (successes + 1.0) / (successes + failures + 2.0)
     latency = expected_latency_s(window)
-    speed = 0.5 if latency is None else 1.0 / (1.0 + latency / SPEED_REFERENCE_S)
+    speed = UNKNOWN_SPEED if latency is None else 1.0 / (1.0 + latency / SPEED_REFERENCE_S)
     value = reliability * (1.0 - SPEED_WEIGHT + SPEED_WEIGHT * speed)
     return min(1.0, max(0.0, value))
 

@@ -18,6 +18,7 @@ OUT_OF_BUDGET = selector_pb2.MODEL_STATE_OUT_OF_BUDGET
 _FAILURES = frozenset(
     {common_pb2.OUTCOME_TRANSIENT, common_pb2.OUTCOME_TIMEOUT, common_pb2.OUTCOME_BAD_ANSWER}
 )
+_RATE_OUTCOMES = frozenset({common_pb2.OUTCOME_RATE_LIMITED, common_pb2.OUTCOME_QUOTA_EXHAUSTED})
 _PERMANENT_REASONS = {
     401: "API key rejected by provider (HTTP 401) — check the key",
     402: "free credit spent at provider (HTTP 402)",
@@ -113,12 +114,15 @@ class LiveState:
     `default_rate_limit_seconds`: never a tight loop, and a short storm does not bench a model
     for long. Such a 429 also teaches a per-minute limit (the requests the provider accepted in
     the last minute) that paces the model for `learned_limit_seconds` when the catalog declares
-    none. The circuit opens after `failure_threshold` consecutive
-    failures for `circuit_open_seconds`, doubling (up to `circuit_max_open_seconds`) for each
-    failed trial; once that time has passed it is half-open and admits one trial request at a time
-    (a trial slot not released within `trial_timeout_seconds` is freed). Budgets count every request
-    admitted by `acquire`: a sliding minute of `minute_seconds` and the UTC day; tokens count the
-    estimate at `acquire` until the outcome reports the real number. Outcomes are matched to
+    none. A success never ends a running rate-limit cooldown: it answers a request sent before
+    the 429. The circuit opens after `failure_threshold` consecutive failures, or after
+    `timeout_threshold` when the last of them is a timeout (a silent provider costs every
+    further request a whole attempt timeout), for `circuit_open_seconds`, doubling (up to
+    `circuit_max_open_seconds`) for each failed trial; once that time has passed it is half-open
+    and admits one trial request at a time (a trial slot not released within
+    `trial_timeout_seconds` is freed). Budgets count every request admitted by `acquire`: a
+    sliding minute of `minute_seconds` and the UTC day; tokens count the estimate at `acquire`
+    until the outcome reports the real number. Outcomes are matched to
     admitted requests first in, first out; the counts only need to be right in aggregate.
     """
 
@@ -126,18 +130,20 @@ class LiveState:
         self,
         *,
         failure_threshold: int = 3,
+        timeout_threshold: int = 1,
         circuit_open_seconds: float = 30.0,
         circuit_max_open_seconds: float = 300.0,
         default_rate_limit_seconds: float = 60.0,
-        min_rate_limit_seconds: float = 5.0,
+        min_rate_limit_seconds: float = 2.0,
         permanent_cooldown_seconds: float = 86400.0,
         minute_seconds: float = 60.0,
         trial_timeout_seconds: float = 120.0,
         learned_limit_seconds: float = 600.0,
     ) -> None:
-        if failure_threshold < 1:
-            raise ValueError("failure_threshold must be at least 1")
+        if failure_threshold < 1 or timeout_threshold < 1:
+            raise ValueError("failure_threshold and timeout_threshold must be at least 1")
         self.failure_threshold = failure_threshold
+        self.timeout_threshold = timeout_threshold
         self.circuit_open_seconds = circuit_open_seconds
         self.circuit_max_open_seconds = max(circuit_max_open_seconds, circuit_open_seconds)
         self.default_rate_limit_seconds = default_rate_limit_seconds
@@ -309,14 +315,14 @@ class LiveState:
         model.trial_started_at = None
         if outcome == common_pb2.OUTCOME_SUCCESS:
             model.rate_limit_streak = 0
-            self._set(
-                model_id,
-                consecutive_failures=0,
-                circuit_opened_at=None,
-                cooldown_until=None,
-                cooldown_reason="",
-                cooldown_outcome=common_pb2.OUTCOME_UNSPECIFIED,
-            )
+            self._set(model_id, consecutive_failures=0, circuit_opened_at=None)
+            if not self._rate_cooldown_running(model, now):
+                self._set(
+                    model_id,
+                    cooldown_until=None,
+                    cooldown_reason="",
+                    cooldown_outcome=common_pb2.OUTCOME_UNSPECIFIED,
+                )
         elif outcome == common_pb2.OUTCOME_RATE_LIMITED:
             seconds = retry_after if retry_after is not None else self._backoff(model)
             if retry_after is None and len(model.minute) > 1:
@@ -339,7 +345,20 @@ class LiveState:
             until = now + self.permanent_cooldown_seconds
             self._cool_down(model_id, outcome, until, reason, replace=False)
         elif outcome in _FAILURES:
-            self._fail(model_id, model, now)
+            self._fail(model_id, model, now, outcome == common_pb2.OUTCOME_TIMEOUT)
+
+    @staticmethod
+    def _rate_cooldown_running(model: _Model, now: float) -> bool:
+        """Whether a wait the provider asked for (or a 429 backoff) has not ended yet.
+
+        A success does not end it: that request was sent before the 429 arrived, so it says
+        nothing about the wait, and sending now would break the provider's Retry-After.
+        """
+        return (
+            model.cooldown_outcome in _RATE_OUTCOMES
+            and model.cooldown_until is not None
+            and now < model.cooldown_until
+        )
 
     def _backoff(self, model: _Model) -> float:
         """Cooldown for a 429 that gave no delay: doubling from the minimum up to the default."""
@@ -347,10 +366,11 @@ class LiveState:
         model.rate_limit_streak += 1
         return min(seconds, self.default_rate_limit_seconds)
 
-    def _fail(self, model_id: int, model: _Model, now: float) -> None:
+    def _fail(self, model_id: int, model: _Model, now: float, silent: bool) -> None:
         failures = model.consecutive_failures + 1
+        threshold = self.timeout_threshold if silent else self.failure_threshold
         if model.circuit_opened_at is None:
-            opened = now if failures >= self.failure_threshold else None
+            opened = now if failures >= threshold else None
         elif now >= model.circuit_opened_at + self._open_seconds(model):
             opened = now
         else:

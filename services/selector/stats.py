@@ -16,7 +16,6 @@ RECENT_HALF_LIFE_S = 600.0
 
 SUCCESS = common_pb2.OUTCOME_SUCCESS
 RATE_LIMITED = common_pb2.OUTCOME_RATE_LIMITED
-TIMEOUT = common_pb2.OUTCOME_TIMEOUT
 FAILURE_OUTCOMES = frozenset(
     {
         common_pb2.OUTCOME_TRANSIENT,
@@ -58,9 +57,10 @@ class ModelWindow:
     `successes` and `failures` are weighted by 0.5 ** (age_hours / half_life); failures are
     TRANSIENT + TIMEOUT + PERMANENT + BAD_ANSWER (rate limits, quota and bad requests are not the
     model's unreliability). Latencies are of successful attempts, weighted by the same decay.
-    `recent_latency_s` is a moving average over the latest live attempts (successes and timeouts,
-    so a model turning slow shows at once); `recent_weight` in [0, 1] fades it out when the model
-    has not been tried for a while.
+    `recent_latency_s` is a moving average over the latest live successes, so a model turning
+    slow shows at once; a timeout is a failure, not a latency (the circuit handles a silent
+    model, and one timeout must not keep a recovered model ranked as slow). `recent_weight` in
+    [0, 1] fades the average out when the model has not answered for a while.
     """
 
     successes: float = 0.0
@@ -217,7 +217,7 @@ class StatsBook:
 
     def add(self, model_id: int, outcome: int, latency_ms: int, tokens: int, at: float) -> None:
         """Records one live attempt started at `at`."""
-        if outcome in (SUCCESS, TIMEOUT):
+        if outcome == SUCCESS:
             seconds = max(0, latency_ms) / 1000.0
             previous = self._recent.get(model_id)
             average = (

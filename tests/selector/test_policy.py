@@ -162,7 +162,7 @@ def test_context_fit_counts_the_answer_tokens() -> None:
 
 def test_near_ties_share_the_load_and_clear_leaders_do_not() -> None:
     rng = random.Random(11)
-    tied = [candidate(1, proven(100, 2, 1.0)), candidate(2, proven(100, 2, 1.05))]
+    tied = [candidate(1, proven(100, 2, 1.0)), candidate(2, proven(100, 2, 1.01))]
     firsts = Counter(plan(tied, Needs(), NOW, rng).order[0].model_id for _ in range(1000))
     assert min(firsts.values()) > 300
     clear = [candidate(1, proven(100, 0, 1.0)), candidate(2, proven(100, 40, 4.0))]

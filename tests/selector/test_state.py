@@ -71,7 +71,7 @@ def test_quota_exhausted_cools_down_until_utc_midnight() -> None:
 
 def test_consecutive_failures_open_the_circuit_then_one_trial_at_a_time() -> None:
     state = LiveState(failure_threshold=3, circuit_open_seconds=30.0)
-    fail(state, 2, T0, TIMEOUT)
+    fail(state, 2, T0, TRANSIENT)
     assert state.availability(1, NONE, T0).state == READY
     fail(state, 1, T0, BAD_ANSWER)
     opened = state.availability(1, NONE, T0 + 29)
@@ -85,6 +85,35 @@ def test_consecutive_failures_open_the_circuit_then_one_trial_at_a_time() -> Non
     state.on_outcome(1, SUCCESS, T0 + 32)
     assert state.availability(1, NONE, T0 + 32).state == READY
     assert state.snapshot(1)["circuit_opened_at"] is None
+
+
+def test_a_timeout_opens_the_circuit_at_once() -> None:
+    state = LiveState(failure_threshold=3, circuit_open_seconds=30.0)
+    fail(state, 1, T0, TIMEOUT)
+    opened = state.availability(1, NONE, T0 + 1)
+    assert opened.state == OPEN
+    assert opened.until == pytest.approx(T0 + 30)
+    assert state.availability(1, NONE, T0 + 30).state == HALF_OPEN
+    patient = LiveState(failure_threshold=3, timeout_threshold=2)
+    fail(patient, 1, T0, TIMEOUT)
+    assert patient.availability(1, NONE, T0).state == READY
+    fail(patient, 1, T0, TIMEOUT)
+    assert patient.availability(1, NONE, T0).state == OPEN
+
+
+def test_a_success_does_not_end_a_running_retry_after() -> None:
+    state = LiveState()
+    assert state.acquire(1, NONE, T0)
+    assert state.acquire(1, NONE, T0)
+    state.on_outcome(1, RATE_LIMITED, T0 + 1, retry_after=30.0, http_status=429)
+    state.on_outcome(1, SUCCESS, T0 + 2)
+    availability = state.availability(1, NONE, T0 + 2)
+    assert availability.state == COOLING
+    assert availability.until == pytest.approx(T0 + 31)
+    assert not state.acquire(1, NONE, T0 + 30.9)
+    assert state.acquire(1, NONE, T0 + 31)
+    state.on_outcome(1, SUCCESS, T0 + 32)
+    assert state.availability(1, NONE, T0 + 32).state == READY
 
 
 def test_a_failed_trial_reopens_the_circuit_for_longer() -> None:

@@ -117,17 +117,27 @@ def test_invalid_parameters_are_refused() -> None:
         StatsBook(window_hours=0)
 
 
-def test_recent_latency_follows_the_latest_attempts_and_fades() -> None:
+def test_recent_latency_follows_the_latest_successes_and_fades() -> None:
     book = StatsBook()
     for index in range(20):
         book.add(1, SUCCESS, 500, 0, T0 + index)
     assert book.window(1, T0 + 20).recent_latency_s == pytest.approx(0.5)
     for index in range(3):
-        book.add(1, TIMEOUT, 20_000, 0, T0 + 30 + index)
-    window = book.window(1, T0 + 53)
+        book.add(1, SUCCESS, 15_000, 0, T0 + 30 + index)
+    window = book.window(1, T0 + 48)
     assert window.recent_latency_s is not None
     assert window.recent_latency_s > 10
     assert window.recent_weight == pytest.approx(1.0, abs=0.01)
     assert window.median_latency_s is not None
     assert window.median_latency_s < 1
-    assert book.window(1, T0 + 53 + 600).recent_weight == pytest.approx(0.5, abs=0.01)
+    assert book.window(1, T0 + 48 + 600).recent_weight == pytest.approx(0.5, abs=0.01)
+
+
+def test_a_timeout_counts_as_a_failure_but_is_no_latency() -> None:
+    book = StatsBook()
+    for index in range(5):
+        book.add(1, SUCCESS, 500, 0, T0 + index)
+    book.add(1, TIMEOUT, 20_000, 0, T0 + 10)
+    window = book.window(1, T0 + 31)
+    assert window.failures == pytest.approx(1.0)
+    assert window.recent_latency_s == pytest.approx(0.5)
