@@ -48,8 +48,8 @@ def engine_from_code() -> EngineModel:
         "current",
         max_retry_wait_s=float(wait),
         rounds=request_path.MAX_ROUNDS,
-        recovery_trials=hasattr(request_path.Engine, "start_recovery_trials"),
-        wait_margin_s=float(getattr(request_path, "RETRY_WAIT_MARGIN_SECONDS", 1.0)),
+        recovery_trials=False,
+        wait_margin_s=request_path.RETRY_WAIT_MARGIN_SECONDS,
     )
 
 

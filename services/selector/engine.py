@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 MIN_ATTEMPT_SECONDS = 0.05
 # Rounds of (plan, try every eligible model) per request; later rounds only follow short waits.
 MAX_ROUNDS = 3
+# A wait for a rate-limited model is taken only if this much of the deadline is left after it.
+RETRY_WAIT_MARGIN_SECONDS = 1.0
 # Retry delay suggested when nothing says when to come back, in seconds.
 DEFAULT_RETRY_SECONDS = 30.0
 BLOCKED_STATES = (
@@ -239,7 +241,8 @@ class Engine:
             if ex.until is not None and self._rate_blocked(model_id, ex.state)
         ]
         wait = max(0.0, min(waits)) if waits else None
-        if wait is None or wait > self.max_retry_wait_seconds or wait + 1.0 > remaining:
+        too_long = wait is not None and wait > self.max_retry_wait_seconds
+        if wait is None or too_long or wait + RETRY_WAIT_MARGIN_SECONDS > remaining:
             return None
         return wait + 0.01
 
