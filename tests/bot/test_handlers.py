@@ -193,7 +193,9 @@ async def test_prompt_passes_a_deadline_longer_than_the_selectors(chat: Chat, se
     await chat.send("hi")
     [call] = selector.prompts()
     assert call.time_remaining is not None
-    assert 60 < call.time_remaining <= 75
+    # The bot's deadline is the Selector's 60 s plus 15 s; the server reads it back with a
+    # fraction of a second of clock skew either way.
+    assert 70 < call.time_remaining < 76
 
 
 async def test_fallback_shows_the_number_of_attempts(chat: Chat, selector) -> None:
