@@ -103,8 +103,9 @@ async def _refresh_loop(
     while not servicer.ready:
         try:
             await refresh(engine, stub, environ, first=True)
-        except grpc.aio.AioRpcError as error:
-            log.warning("ModelStore not reachable yet", extra={"code": error.code().name})
+        except Exception as error:
+            unreachable = isinstance(error, grpc.aio.AioRpcError)
+            log.warning("first catalog load failed; will retry", exc_info=not unreachable)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
             continue
@@ -117,10 +118,9 @@ async def _refresh_loop(
             await engine.recorder.flush()
             await refresh(engine, stub, environ, first=False)
             engine.model_stats()  # refreshes the per-model state and budget gauges
-        except grpc.aio.AioRpcError as error:
-            log.warning(
-                "snapshot refresh failed; serving the last one", extra={"code": error.code().name}
-            )
+        except Exception as error:
+            unreachable = isinstance(error, grpc.aio.AioRpcError)
+            log.warning("snapshot refresh failed; serving the last one", exc_info=not unreachable)
 
 
 async def start_selector(

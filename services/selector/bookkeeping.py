@@ -21,6 +21,12 @@ from services.selector import metrics
 log = logging.getLogger(__name__)
 
 BATCH = 500
+# Batches stay well under the 4 MiB gRPC message limit (a prompt record can be ~40 KB).
+BATCH_BYTES = 2 * 1024 * 1024
+# Failures after which a batch is kept and sent again; any other refusal is about the records.
+RETRYABLE = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
+)
 RPC_TIMEOUT = 5.0
 
 
@@ -104,7 +110,11 @@ class Recorder:
                 async with asyncio.timeout(backoff):
                     await self._wake.wait()
             self._wake.clear()
-            delivered = await self.flush()
+            try:
+                delivered = await self.flush()
+            except Exception:
+                log.exception("record flush failed unexpectedly; will retry")
+                delivered = False
             backoff = self._interval if delivered else min(backoff * 2, 5.0)
 
     def _collect_availability(self) -> bool:
@@ -120,9 +130,13 @@ class Recorder:
                 self._collect_availability()
                 if self._availability:
                     batch = list(self._availability.values())
-                    await self._stub.UpdateModelAvailability(
-                        model_store_pb2.UpdateModelAvailabilityRequest(availabilities=batch),
-                        timeout=RPC_TIMEOUT,
+                    await self._deliver(
+                        batch,
+                        lambda b: self._stub.UpdateModelAvailability(
+                            model_store_pb2.UpdateModelAvailabilityRequest(availabilities=b),
+                            timeout=RPC_TIMEOUT,
+                        ),
+                        "availability",
                     )
                     for item in batch:
                         if self._availability.get(item.model_id) is item:
@@ -132,12 +146,14 @@ class Recorder:
                     lambda b: self._stub.RecordAttempts(
                         model_store_pb2.RecordAttemptsRequest(attempts=b), timeout=RPC_TIMEOUT
                     ),
+                    "attempt",
                 )
                 await self._send(
                     self._prompts,
                     lambda b: self._stub.RecordPrompts(
                         model_store_pb2.RecordPromptsRequest(records=b), timeout=RPC_TIMEOUT
                     ),
+                    "prompt",
                 )
             except grpc.aio.AioRpcError as error:
                 metrics.FLUSH_FAILURES.inc()
@@ -150,13 +166,49 @@ class Recorder:
                 metrics.BUFFER_DEPTH.set(self.depth())
             return True
 
-    @staticmethod
-    async def _send(queue: deque, send: Callable[[list], Awaitable[object]]) -> None:
-        """Sends `queue` in batches; a batch that fails goes back to the front of the queue."""
+    async def _send(
+        self, queue: deque, send: Callable[[list], Awaitable[object]], kind: str
+    ) -> None:
+        """Sends `queue` in batches; a batch that could not be delivered goes back to the front."""
         while queue:
-            batch = [queue.popleft() for _ in range(min(BATCH, len(queue)))]
+            batch = _take_batch(queue)
             try:
-                await send(batch)
+                await self._deliver(batch, send, kind)
             except BaseException:
                 queue.extendleft(reversed(batch))
                 raise
+
+    async def _deliver(
+        self, batch: list, send: Callable[[list], Awaitable[object]], kind: str
+    ) -> None:
+        """Sends one batch. A batch ModelStore refuses (not a transport failure) is split in
+        halves until the refused records are isolated; those are dropped, counted and logged, so
+        one bad record never blocks the others."""
+        try:
+            await send(batch)
+        except grpc.aio.AioRpcError as error:
+            if error.code() in RETRYABLE:
+                raise
+            if len(batch) == 1:
+                metrics.RECORDS_REJECTED.labels(kind).inc()
+                log.error(
+                    "ModelStore refused a record; dropped",
+                    extra={"kind": kind, "code": error.code().name, "details": error.details()},
+                )
+                return
+            half = len(batch) // 2
+            await self._deliver(batch[:half], send, kind)
+            await self._deliver(batch[half:], send, kind)
+
+
+def _take_batch(queue: deque) -> list:
+    """Up to BATCH records from the front of `queue`, at most BATCH_BYTES of them (one at least)."""
+    batch: list = []
+    size = 0
+    while queue and len(batch) < BATCH:
+        item_size = queue[0].ByteSize()
+        if batch and size + item_size > BATCH_BYTES:
+            break
+        batch.append(queue.popleft())
+        size += item_size
+    return batch

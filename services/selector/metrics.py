@@ -28,4 +28,7 @@ BUFFER_DEPTH = Gauge("selector_record_buffer_depth", "Records waiting to be sent
 BUFFER_DROPPED = Counter(
     "selector_record_buffer_dropped_total", "Records dropped because the buffer was full", ["kind"]
 )
+RECORDS_REJECTED = Counter(
+    "selector_records_rejected_total", "Records ModelStore refused (dropped, logged)", ["kind"]
+)
 FLUSH_FAILURES = Counter("selector_record_flush_failures_total", "Failed flushes to ModelStore")

@@ -32,6 +32,9 @@ def validate_prompt(
 ) -> PromptInput:
     """Returns the validated input, or raises InvalidArgument listing every violation."""
     violations: list[tuple[str, str]] = []
+    for field in ("prompt", "system_prompt"):
+        if "\x00" in getattr(request, field):
+            violations.append((field, "must not contain NUL characters"))
     if not request.prompt.strip():
         violations.append(("prompt", "must not be empty"))
     elif len(request.prompt) > PROMPT_MAX_CHARS:

@@ -59,3 +59,42 @@ async def test_overflow_drops_the_oldest_and_counts_them():
     store.down = False
     await recorder.flush()
     assert store.attempts == [f"a{i}" for i in range(5, 15)]
+
+
+class PickyStore(FlakyStore):
+    """Up, but refuses any batch holding attempt `bad` (as ModelStore refuses invalid input)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.batch_sizes: list[int] = []
+
+    async def RecordAttempts(self, request, timeout):
+        self.batch_sizes.append(len(request.attempts))
+        if any(a.attempt_id == "bad" for a in request.attempts):
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), grpc.aio.Metadata()
+            )
+        await super().RecordAttempts(request, timeout)
+
+
+async def test_a_refused_record_is_dropped_alone_and_the_rest_delivered():
+    store = PickyStore()
+    recorder = Recorder(store, capacity=100, interval=0.01)
+    ids = [f"a{i}" for i in range(9)]
+    ids.insert(4, "bad")
+    for attempt_id in ids:
+        recorder.add_attempt(common_pb2.Attempt(attempt_id=attempt_id))
+    assert await recorder.flush() is True
+    assert store.attempts == [i for i in ids if i != "bad"]
+    assert recorder.depth() == 0
+
+
+async def test_batches_stay_under_the_message_size_limit():
+    store = PickyStore()
+    recorder = Recorder(store, capacity=1000, interval=0.01)
+    for i in range(300):
+        recorder.add_attempt(common_pb2.Attempt(attempt_id=f"a{i}", error="x" * 20_000))
+    assert await recorder.flush() is True
+    assert len(store.attempts) == 300
+    assert max(store.batch_sizes) * 20_000 <= 2 * 1024 * 1024

@@ -16,6 +16,11 @@ _THINK_END = "</think>"
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", re.DOTALL)
 
 
+def clean_text(text: str) -> str:
+    """`text` as valid UTF-8 without NUL characters (JSON escapes can smuggle in both)."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+
+
 def join_content(content: Any) -> str:
     """Text of a message `content` that is a string, or a list of text parts, or null."""
     if isinstance(content, str):

@@ -11,6 +11,7 @@ from typing import Any
 from aiselector.v1 import common_pb2
 from services.common import secrets
 from services.selector.providers import waits
+from services.selector.providers.answer import clean_text
 from services.selector.providers.errors import ProviderError
 from services.selector.providers.target import Target
 
@@ -39,6 +40,7 @@ _QUOTA_ZONE = {common_pb2.API_FORMAT_GEMINI: "America/Los_Angeles"}
 
 def scrub(text: str, target: Target) -> str:
     """`text` on one line, without the target's key or any registered secret, kept short."""
+    text = clean_text(text)
     if target.api_key:
         text = text.replace(target.api_key, secrets.REDACTED)
     text = " ".join(secrets.redact(text).split())

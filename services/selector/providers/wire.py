@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiselector.v1 import common_pb2
-from services.selector.providers.answer import json_answer
+from services.selector.providers.answer import clean_text, json_answer
 from services.selector.providers.classify import scrub
 from services.selector.providers.errors import ProviderError
 from services.selector.providers.messages import ChatRequest, ChatResult
@@ -80,6 +80,7 @@ def finish(
     completion_tokens: int,
 ) -> ChatResult:
     """The ChatResult for an answer already stripped of reasoning, or a BAD_ANSWER error."""
+    text = clean_text(text)
     if not text:
         if had_reasoning:
             summary = f"reasoning only, no answer (finish reason {finish_reason or 'none'})"
