@@ -49,10 +49,11 @@ OUTCOMES: tuple[str, ...] = (
     "permanent",
     "bad_request",
     "bad_answer",
+    "abandoned",
 )
 # Outcomes that do not count as a model failure (the provider's limit, or this prompt's fault).
 NOT_FAILURES: frozenset[str] = frozenset(
-    {"success", "rate_limited", "quota_exhausted", "bad_request"}
+    {"success", "rate_limited", "quota_exhausted", "bad_request", "abandoned"}
 )
 
 
@@ -194,6 +195,7 @@ class ModelStatsHourly(Base):
     permanent_count: Mapped[int] = _count()
     bad_request_count: Mapped[int] = _count()
     bad_answer_count: Mapped[int] = _count()
+    abandoned_count: Mapped[int] = _count()
     success_latency_ms_sum: Mapped[int] = _count()
     latency_le_100_ms: Mapped[int] = _count()
     latency_le_250_ms: Mapped[int] = _count()

@@ -302,6 +302,11 @@ class Engine:
         request_id: str,
         source: int,
     ) -> _Attempted:
+        """Calls one model once and reacts to the outcome: live state, statistics, records.
+
+        A timeout shorter than the model's own (cut by the request's deadline) that runs out, or
+        a caller that goes away, is ABANDONED: recorded, counted in the budget, not blamed.
+        """
         spec = entry.spec
         started_wall = time.time()
         started = time.monotonic()
@@ -314,13 +319,66 @@ class Engine:
         except ProviderError as error:
             outcome, status, message = error.outcome, error.http_status, error.message
             retry_after = error.retry_after
+            if outcome == common_pb2.OUTCOME_TIMEOUT and timeout < spec.timeout_s:
+                outcome = common_pb2.OUTCOME_ABANDONED
+                message = f"abandoned after {timeout:.1f} s: the request's deadline ran out"
         except asyncio.CancelledError:
-            # The caller went away: not the model's fault; free its half-open slot.
-            self.live.on_outcome(spec.model_id, common_pb2.OUTCOME_BAD_REQUEST, time.time())
+            self._react(
+                entry,
+                started_wall,
+                started,
+                request_id,
+                source,
+                None,
+                common_pb2.OUTCOME_ABANDONED,
+                0,
+                "abandoned: the caller went away",
+                None,
+            )
             raise
         except Exception:
             log.exception("adapter failed unexpectedly", extra={"model": spec.name})
             outcome, status, message = common_pb2.OUTCOME_TRANSIENT, 0, "unexpected adapter error"
+        latency_ms = self._react(
+            entry,
+            started_wall,
+            started,
+            request_id,
+            source,
+            result,
+            outcome,
+            status,
+            message,
+            retry_after,
+        )
+        summary = selector_pb2.AttemptSummary(
+            model=spec.name,
+            provider=spec.provider,
+            outcome=outcome,  # type: ignore[arg-type]
+            http_status=status,
+            error=message,
+            response_time_seconds=round(latency_ms / 1000, 3),
+        )
+        return _Attempted(summary, outcome, result)
+
+    def _react(
+        self,
+        entry: Entry,
+        started_wall: float,
+        started: float,
+        request_id: str,
+        source: int,
+        result: ChatResult | None,
+        outcome: int,
+        status: int,
+        message: str,
+        retry_after: float | None,
+    ) -> int:
+        """Feeds one attempt's outcome to live state, statistics, records, metrics and logs.
+
+        Returns the attempt's latency in milliseconds.
+        """
+        spec = entry.spec
         latency_ms = int((time.monotonic() - started) * 1000)
         tokens = (result.prompt_tokens + result.completion_tokens) if result else 0
         self.live.on_outcome(
@@ -347,27 +405,22 @@ class Engine:
         )
         attempt.start_time.FromNanoseconds(int(started_wall * 1e9))
         self.recorder.add_attempt(attempt)
+        outcome_name = common_pb2.Outcome.Name(outcome)  # type: ignore[arg-type]
         metrics.ATTEMPTS.labels(
-            spec.name, common_pb2.Outcome.Name(outcome), common_pb2.AttemptSource.Name(source)
+            spec.name,
+            outcome_name,
+            common_pb2.AttemptSource.Name(source),  # type: ignore[arg-type]
         ).inc()
         log.info(
             "attempt",
             extra={
                 "model": spec.name,
-                "outcome": common_pb2.Outcome.Name(outcome),
+                "outcome": outcome_name,
                 "http_status": status,
                 "latency_ms": latency_ms,
             },
         )
-        summary = selector_pb2.AttemptSummary(
-            model=spec.name,
-            provider=spec.provider,
-            outcome=outcome,  # type: ignore[arg-type]
-            http_status=status,
-            error=message,
-            response_time_seconds=round(latency_ms / 1000, 3),
-        )
-        return _Attempted(summary, outcome, result)
+        return latency_ms
 
     def _record_prompt(
         self,

@@ -36,6 +36,11 @@ def _details(error: grpc.aio.AioRpcError) -> tuple[str, float | None, list[tuple
     return reason, retry, violations
 
 
+async def _model_stats(stack, name: str) -> selector_pb2.ModelStats:
+    stats = await stack.stub().GetModelStats(selector_pb2.GetModelStatsRequest(), timeout=5)
+    return next(m for m in stats.models if m.name == name)
+
+
 async def test_answers_with_a_model_and_reports_how(make_stack):
     stack = await make_stack()
     reply = await stack.ask("What is 2+2?", user_id="u1")
@@ -76,8 +81,7 @@ async def test_persistent_503_opens_the_circuit_and_fallback_answers(make_stack)
         assert reply.selected_model in {"beta/m1", "gamma/m1"}
         assert reply.fallback_used or "circuit open" in reply.pin_note
     assert len(stack.requests_to("alpha")) == 3
-    stats = await stack.stub().GetModelStats(selector_pb2.GetModelStatsRequest(), timeout=5)
-    alpha = next(m for m in stats.models if m.name == "alpha/m1")
+    alpha = await _model_stats(stack, "alpha/m1")
     assert alpha.state == selector_pb2.MODEL_STATE_CIRCUIT_OPEN
     assert alpha.failed_requests == 3
 
@@ -121,8 +125,7 @@ async def test_context_length_error_is_not_retried_and_not_punished(make_stack):
     assert reply.selected_model != "alpha/m1"
     assert reply.attempt_details[0].outcome == common_pb2.OUTCOME_BAD_REQUEST
     assert len(stack.requests_to("alpha")) == 1
-    stats = await stack.stub().GetModelStats(selector_pb2.GetModelStatsRequest(), timeout=5)
-    alpha = next(m for m in stats.models if m.name == "alpha/m1")
+    alpha = await _model_stats(stack, "alpha/m1")
     assert alpha.state == selector_pb2.MODEL_STATE_READY
     assert alpha.failed_requests == 0
 
@@ -189,8 +192,7 @@ async def test_per_minute_budget_is_paced_and_survives_a_restart(make_stack):
         reply = await stack.ask(model_name="alpha/m1")
         assert reply.selected_model != "alpha/m1"
     assert len(stack.requests_to("alpha")) == 3
-    stats = await stack.stub().GetModelStats(selector_pb2.GetModelStatsRequest(), timeout=5)
-    alpha = next(m for m in stats.models if m.name == "alpha/m1")
+    alpha = await _model_stats(stack, "alpha/m1")
     assert alpha.budget.requests_today == 3
     assert alpha.state == selector_pb2.MODEL_STATE_OUT_OF_BUDGET
 
@@ -201,8 +203,7 @@ async def test_long_cooldown_survives_a_restart(make_stack):
     assert reply.attempt_details[0].outcome == common_pb2.OUTCOME_PERMANENT
     await asyncio.sleep(0.3)
     await stack.restart_selector()
-    stats = await stack.stub().GetModelStats(selector_pb2.GetModelStatsRequest(), timeout=5)
-    alpha = next(m for m in stats.models if m.name == "alpha/m1")
+    alpha = await _model_stats(stack, "alpha/m1")
     assert alpha.state == selector_pb2.MODEL_STATE_COOLING_DOWN
     assert "catalog" in alpha.state_reason
     assert alpha.available_at.seconds > time.time() + 23 * 3600
@@ -349,8 +350,7 @@ async def test_test_providers_needs_the_admin_token_and_feeds_routing(make_stack
     reply = await stub.TestProviders(selector_pb2.TestProvidersRequest(), timeout=10, metadata=auth)
     assert (reply.total_providers, reply.successful, reply.failed) == (3, 2, 1)
     assert reply.results[-1].model == "alpha/m1"
-    stats = await stub.GetModelStats(selector_pb2.GetModelStatsRequest(), timeout=5)
-    alpha = next(m for m in stats.models if m.name == "alpha/m1")
+    alpha = await _model_stats(stack, "alpha/m1")
     assert alpha.state == selector_pb2.MODEL_STATE_CIRCUIT_OPEN
     # The provider recovers; a passing probe lets the open-circuit model back in.
     stack.sim.set_scripts({"default": {"latency": 0.01}, "scripts": {}})
@@ -358,7 +358,18 @@ async def test_test_providers_needs_the_admin_token_and_feeds_routing(make_stack
         selector_pb2.TestProvidersRequest(model_names=["alpha/m1"]), timeout=10, metadata=auth
     )
     assert reply.successful == 1
-    stats = await stub.GetModelStats(selector_pb2.GetModelStatsRequest(), timeout=5)
-    alpha = next(m for m in stats.models if m.name == "alpha/m1")
+    alpha = await _model_stats(stack, "alpha/m1")
     assert alpha.state == selector_pb2.MODEL_STATE_READY
     assert alpha.total_requests == 2
+
+
+async def test_an_attempt_cut_short_by_the_deadline_does_not_blame_the_model(make_stack):
+    stack = await make_stack({"alpha/m1": {"behaviour": "silence"}}, circuit_failure_threshold=1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.ask(model_name="alpha/m1", timeout=1.0)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    alpha = await _model_stats(stack, "alpha/m1")
+    assert alpha.state == selector_pb2.MODEL_STATE_READY
+    assert alpha.failed_requests == 0
+    assert alpha.total_requests == 1
+    assert alpha.budget.requests_today == 1
