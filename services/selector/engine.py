@@ -31,6 +31,8 @@ MIN_ATTEMPT_SECONDS = 0.05
 MAX_ROUNDS = 3
 # A wait for a rate-limited model is taken only if this much of the deadline is left after it.
 RETRY_WAIT_MARGIN_SECONDS = 1.0
+# A probe is not started with less of the call's deadline left than this, in seconds.
+MIN_PROBE_SECONDS = 1.0
 # Retry delay suggested when nothing says when to come back, in seconds.
 DEFAULT_RETRY_SECONDS = 30.0
 BLOCKED_STATES = (
@@ -510,9 +512,14 @@ class Engine:
     # ---- TestProviders --------------------------------------------------------------------
 
     async def probe(
-        self, names: Iterable[str], request_id: str
+        self, names: Iterable[str], request_id: str, *, deadline: float
     ) -> selector_pb2.TestProvidersResponse:
-        """Probes the named (or every active) model; results feed routing like real traffic."""
+        """Probes the named (or every active) model; results feed routing like real traffic.
+
+        Every probe ends before `deadline` (event-loop time): one that cannot start in time is a
+        skipped row, so the call always returns the rows it has.
+        """
+        loop = asyncio.get_running_loop()
         catalog = self.catalog
         wanted = list(names)
         unknown = [n for n in wanted if n not in catalog.by_name]
@@ -533,6 +540,11 @@ class Engine:
                 row.status, row.error = selector_pb2.TEST_STATUS_SKIPPED, skip
                 return row
             async with semaphore:
+                remaining = deadline - loop.time()
+                if remaining < MIN_PROBE_SECONDS:
+                    row.status = selector_pb2.TEST_STATUS_SKIPPED
+                    row.error = "not probed: the call's deadline left no time for it"
+                    return row
                 self.live.acquire_probe(spec.model_id, time.time())
                 chat = ChatRequest(
                     prompt=self.probe_prompt, max_output_tokens=self.probe_max_output_tokens
@@ -540,7 +552,7 @@ class Engine:
                 attempted = await self._attempt(
                     entry,
                     chat,
-                    timeout=spec.timeout_s,
+                    timeout=min(spec.timeout_s, remaining),
                     request_id=request_id,
                     source=common_pb2.ATTEMPT_SOURCE_PROBE,
                 )

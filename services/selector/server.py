@@ -55,16 +55,9 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
     ) -> selector_pb2.ProcessPromptResponse:
         self._require_ready()
         prompt = validate_prompt(request, self._engine.catalog.known_tags)
-        remaining = context.time_remaining()
-        budget = (
-            self._default_deadline
-            if remaining is None
-            else min(MAX_DEADLINE_SECONDS, remaining - REPLY_MARGIN_SECONDS)
-        )
-        deadline = asyncio.get_running_loop().time() + budget
         return await self._engine.process(
             prompt,
-            deadline=deadline,
+            deadline=self._deadline(context),
             request_id=request_id_var.get(),
             caller=metadata_value(context, "x-client-id")[:255],
         )
@@ -80,4 +73,16 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
     ) -> selector_pb2.TestProvidersResponse:
         check_admin(metadata_value(context, "authorization"), self._admin_token)
         self._require_ready()
-        return await self._engine.probe(request.model_names, request_id_var.get())
+        return await self._engine.probe(
+            request.model_names, request_id_var.get(), deadline=self._deadline(context)
+        )
+
+    def _deadline(self, context: grpc.aio.ServicerContext) -> float:
+        """The call's deadline in loop time: the client's (less a margin), else the default."""
+        remaining = context.time_remaining()
+        budget = (
+            self._default_deadline
+            if remaining is None
+            else min(MAX_DEADLINE_SECONDS, remaining - REPLY_MARGIN_SECONDS)
+        )
+        return asyncio.get_running_loop().time() + budget

@@ -373,3 +373,17 @@ async def test_an_attempt_cut_short_by_the_deadline_does_not_blame_the_model(mak
     assert alpha.failed_requests == 0
     assert alpha.total_requests == 1
     assert alpha.budget.requests_today == 1
+
+
+async def test_test_providers_returns_within_the_callers_deadline(make_stack):
+    stack = await make_stack({m: {"behaviour": "silence"} for m in MODELS}, probe_concurrency=1)
+    started = time.monotonic()
+    reply = await stack.stub().TestProviders(
+        selector_pb2.TestProvidersRequest(),
+        timeout=3.5,
+        metadata=(("authorization", f"Bearer {ADMIN_TOKEN}"),),
+    )
+    assert time.monotonic() - started < 3.5
+    statuses = sorted(r.status for r in reply.results)
+    assert selector_pb2.TEST_STATUS_SKIPPED in statuses
+    assert reply.total_providers == 3
