@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
+from typing import TYPE_CHECKING
 
 from services.common import logging as json_logging
 from services.common import secrets
@@ -14,8 +16,10 @@ from services.common.server import wait_for_signal
 from services.data import db
 from services.data.app import prepare_database, start_model_store
 from services.data.catalog import CatalogError
-from services.data.embedded import EmbeddedPostgres
 from services.data.settings import DataSettings
+
+if TYPE_CHECKING:
+    from services.data.embedded import EmbeddedPostgres
 
 log = logging.getLogger("services.data")
 
@@ -45,9 +49,15 @@ def main() -> int:
     json_logging.configure("model-store", settings.log_level)
     secrets.register_from_environment()
     embedded: EmbeddedPostgres | None = None
+    # Until the server's own handler takes over, SIGTERM unwinds through `finally`, so an embedded
+    # PostgreSQL started here is always stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         database_url = settings.database_url
         if not database_url:
+            # Imported only here: deployments with DATABASE_URL do not ship the embedded server.
+            from services.data.embedded import EmbeddedPostgres
+
             embedded = EmbeddedPostgres(settings.data_dir / "postgres")
             database_url = embedded.start()
         run = serve if command == "serve" else migrate_once

@@ -46,7 +46,7 @@ async def run_stack(stack: Stack, supervisor: Supervisor, say: Say = print) -> i
     """Starts `stack`; returns 0 after a clean SIGINT/SIGTERM stop, 1 when a service failed."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     stop_wait = asyncio.ensure_future(stop.wait())
     started = time.monotonic()
@@ -89,7 +89,7 @@ async def run_stack(stack: Stack, supervisor: Supervisor, say: Say = print) -> i
         say("stopping ...")
         await supervisor.stop_all()
         stop_wait.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         say("stopped")
     return code

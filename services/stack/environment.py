@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets as random_secrets
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,16 +86,15 @@ class AdminToken:
 
 
 def admin_token(env: Mapping[str, str], token_file: Path) -> AdminToken:
-    """The configured ADMIN_API_TOKEN, or a new random one written to `token_file` (mode 0600).
+    """The configured ADMIN_API_TOKEN (from the environment or `.env`), or a new random one.
 
-    The token itself is never printed: the curl refers to the variable or to the file.
+    Either way it is written to `token_file` (mode 0600) and the curl reads it from there, so the
+    printed command works whether the token came from the shell, `.env` or nowhere; the token
+    itself is never printed.
     """
-    configured = env.get("ADMIN_API_TOKEN", "")
-    if configured:
-        return AdminToken(configured, "$ADMIN_API_TOKEN")
-    token = random_secrets.token_urlsafe(32)
+    token = env.get("ADMIN_API_TOKEN", "") or random_secrets.token_urlsafe(32)
     token_file.parent.mkdir(parents=True, exist_ok=True)
     token_file.touch(mode=0o600, exist_ok=True)
     token_file.chmod(0o600)
     token_file.write_text(token + "\n", encoding="utf-8")
-    return AdminToken(token, f"$(cat {token_file})")
+    return AdminToken(token, f"$(cat {shlex.quote(str(token_file))})")

@@ -117,11 +117,15 @@ def test_a_generated_admin_token_is_written_privately_and_never_printed(root):
     assert any(f'Bearer $(cat {token_file})"' in line for line in lines)
 
 
-def test_a_configured_admin_token_is_used_and_referred_to_by_name(root):
-    stack = build_stack(settings(), {"ADMIN_API_TOKEN": "configured-token"}, root=root)
+def test_a_configured_admin_token_is_used_and_read_from_the_file(root):
+    stack = build_stack(
+        settings(data_dir=root / "d"), {"ADMIN_API_TOKEN": "configured-token"}, root=root
+    )
 
     assert stack.services[0].env["ADMIN_API_TOKEN"] == "configured-token"
-    assert stack.admin.shell_expression == "$ADMIN_API_TOKEN"
+    token_file = root / "d" / "admin_token"
+    assert token_file.read_text().strip() == "configured-token"
+    assert stack.admin.shell_expression == f"$(cat {token_file})"
 
 
 def test_envoy_config_is_rendered_for_the_chosen_ports(root):
