@@ -16,7 +16,7 @@ from aiselector.v1 import common_pb2, selector_pb2
 from services.common import errors
 from services.selector import metrics
 from services.selector.bookkeeping import Recorder
-from services.selector.policy import Candidate, Needs, Plan, estimate_tokens, plan
+from services.selector.policy import Candidate, ModelSpec, Needs, Plan, estimate_tokens, plan
 from services.selector.providers import ChatRequest, ChatResult, ProviderClient, ProviderError
 from services.selector.snapshot import Catalog, Entry
 from services.selector.state import LiveState
@@ -223,7 +223,7 @@ class Engine:
             current = self.plan(needs, time.time(), catalog=catalog)
         if deadline - loop.time() < MIN_ATTEMPT_SECONDS:
             raise self._deadline_error(trace)
-        raise self._final_error(current, trace, time.time())
+        raise self._final_error(catalog, needs, current, trace, time.time())
 
     def _rate_blocked(self, model_id: int, state: int) -> bool:
         """Whether a model is blocked by a rate limit, a quota or its budget (not by failures)."""
@@ -254,7 +254,10 @@ class Engine:
             + _tried(trace.summaries)
         )
 
-    def _final_error(self, current: Plan, trace: _Trace, now: float) -> errors.ServiceError:
+    def _final_error(
+        self, catalog: Catalog, needs: Needs, current: Plan, trace: _Trace, now: float
+    ) -> errors.ServiceError:
+        """The error that says why nothing answered, and whether and when to try again."""
         attempts = trace.summaries
         if attempts and all(a.outcome == common_pb2.OUTCOME_BAD_REQUEST for a in attempts):
             return errors.InvalidArgument(
@@ -262,7 +265,7 @@ class Engine:
                 reason=common_pb2.ERROR_REASON_PROMPT_REJECTED,
             )
         excluded = current.excluded
-        active = [e for e in self.catalog.entries.values() if e.spec.is_active]
+        active = [e for e in catalog.entries.values() if e.spec.is_active]
         if not active or all(e.credentials_error for e in active):
             variables = sorted({e.model.api_key_env for e in active if e.model.api_key_env})
             return errors.Unavailable(
@@ -271,6 +274,10 @@ class Engine:
                 retry_after_seconds=DEFAULT_RETRY_SECONDS,
                 reason=common_pb2.ERROR_REASON_NO_CREDENTIALS,
             )
+        usable = [e.spec for e in active if not e.credentials_error]
+        unsuitable = _unsuitable(usable, needs)
+        if unsuitable:
+            return errors.InvalidArgument([unsuitable])
         blocked = {i: ex for i, ex in excluded.items() if ex.state in BLOCKED_STATES}
         failed = [a for a in attempts if a.outcome not in RATE_OUTCOMES]
         untils = [ex.until - now for ex in blocked.values() if ex.until is not None]
@@ -594,6 +601,25 @@ class Engine:
         if limits.tokens_per_day and budget.tokens_today >= 0.9 * limits.tokens_per_day:
             return "not probed: daily token budget nearly spent"
         return ""
+
+
+def _unsuitable(usable: list[ModelSpec], needs: Needs) -> tuple[str, str] | None:
+    """(field, description) when no usable model could ever take this request, else None."""
+    fitting = [s for s in usable if needs.tags <= s.tags]
+    if not fitting:
+        return ("tags", f"no configured model has all of {sorted(needs.tags)}")
+    if needs.json_mode:
+        fitting = [s for s in fitting if s.supports_json]
+        if not fitting:
+            return ("response_format.type", "no configured model with these tags does json_object")
+    contexts = [s.context_tokens - s.max_output_tokens for s in fitting if s.context_tokens]
+    if len(contexts) == len(fitting) and needs.prompt_tokens > max(contexts):
+        return (
+            "prompt",
+            f"too long for every configured model: about {needs.prompt_tokens} tokens, "
+            f"at most {max(contexts)} fit",
+        )
+    return None
 
 
 def _tried(summaries: list[selector_pb2.AttemptSummary]) -> str:

@@ -387,3 +387,18 @@ async def test_test_providers_returns_within_the_callers_deadline(make_stack):
     statuses = sorted(r.status for r in reply.results)
     assert selector_pb2.TEST_STATUS_SKIPPED in statuses
     assert reply.total_providers == 3
+
+
+async def test_a_request_no_configured_model_can_take_is_a_client_error(make_stack):
+    stack = await make_stack(
+        models={p: {"tags": [], "supports_json": False} for p in MODELS[1:]}
+        | {"alpha/m1": {"tags": ["json", "code"], "limits": {"context": 1000}}},
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.ask(tags=["code"], response_format={"type": "json_object"}, prompt="x" * 3000)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    _, retry, violations = _details(caught.value)
+    assert retry is None
+    assert violations[0][0] == "prompt"
+    assert "too long for every configured model" in violations[0][1]
+    assert stack.sim.log() == []
