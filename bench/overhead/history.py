@@ -70,11 +70,13 @@ async def load_history(database_url: str, rows: int) -> float:
 
 
 async def vacuum(database_url: str) -> None:
-    """VACUUM ANALYZE of the recorded tables, so autovacuum does not run during timed requests."""
+    """VACUUM ANALYZE of the recorded tables and a CHECKPOINT, so neither autovacuum nor the
+    flushing of freshly loaded pages runs during timed requests."""
     engine = create_async_engine(database_url, poolclass=NullPool)
     try:
         async with engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             await connection.execute(text("VACUUM ANALYZE prompt_history, model_attempts"))
+            await connection.execute(text("CHECKPOINT"))
     finally:
         await engine.dispose()
