@@ -47,7 +47,7 @@ def main() -> int:
     json_logging.configure("bot", settings.log_level)
     secrets.register_from_environment()
     secrets.register(settings.token)
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     log.info(
         "starting bot",
         extra={

@@ -26,7 +26,7 @@ log = logging.getLogger("services.data")
 
 async def serve(settings: DataSettings, database_url: str) -> None:
     store = await start_model_store(database_url, settings.listen_address, settings.catalog_path)
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     log.info("model store serving", extra={"address": store.address})
     await wait_for_signal()
     await store.stop(settings.shutdown_grace_seconds)

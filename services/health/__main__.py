@@ -33,7 +33,7 @@ async def main() -> None:
     secrets.register(settings.admin_api_token.get_secret_value())
     if not settings.admin_api_token.get_secret_value():
         log.warning("ADMIN_API_TOKEN is not set: the Selector will refuse every probe run")
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     metrics = HealthMetrics()
     stop = asyncio.ensure_future(wait_for_signal())
     async with (

@@ -16,7 +16,7 @@ async def main() -> None:
     settings = SelectorSettings()
     json_logging.configure("selector", settings.log_level)
     secrets.register_from_environment()
-    serve_metrics(settings.selector_metrics_port)
+    serve_metrics(settings.selector_metrics_port, settings.metrics_host)
     running = await start_selector(settings)
     await wait_for_signal()
     await running.stop(settings.shutdown_grace_seconds)

@@ -113,3 +113,10 @@ def test_python_healthchecks_use_the_probe_module(compose):
     for name in ("data", "selector", "health", "bot"):
         test = compose["services"][name]["healthcheck"]["test"]
         assert test[:4] == ["CMD", "python", "-m", "services.stack.healthcheck"], name
+
+
+def test_metrics_endpoints_are_scrapeable_on_the_compose_network(compose):
+    for name, service in compose["services"].items():
+        environment = service.get("environment", {})
+        if any(key.endswith("_METRICS_PORT") for key in environment):
+            assert environment.get("METRICS_HOST") == "0.0.0.0", name
