@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PERCENTILES = {"median_ms", "p95_ms", "p99_ms"}
 LATENCY_SECTIONS = {"direct", "gateway", "added_paired", "added_percentile_difference"}
@@ -64,7 +66,9 @@ def test_quick_run_prints_the_table_and_writes_every_metric(tmp_path: Path) -> N
     memory = results["memory_mb"]
     assert memory["selector"] > 0
     assert memory["model_store"] > 0
-    assert memory["selector_plus_store"] == round(memory["selector"] + memory["model_store"], 1)
+    assert memory["selector_plus_store"] == pytest.approx(
+        memory["selector"] + memory["model_store"], abs=0.2
+    )
     startup = results["startup_seconds"]
     assert set(startup) == {"simulator", "data", "selector", "envoy", "total"}
     assert startup["total"] >= max(v for k, v in startup.items() if k != "total")
