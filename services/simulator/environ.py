@@ -1,32 +1,61 @@
-"""Environment variables that point the Selector's providers at a running simulator."""
+"""Environment that points the catalog's providers at a running simulator (demo runs, tests)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import re
+from dataclasses import dataclass
+from pathlib import Path
 
-# Provider name (the simulator URL segment) → (base URL variable, credential variables).
-PROVIDER_VARIABLES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "gemini": ("GEMINI_BASE_URL", ("GOOGLE_AI_STUDIO_API_KEY",)),
-    "groq": ("GROQ_BASE_URL", ("GROQ_API_KEY",)),
-    "cerebras": ("CEREBRAS_BASE_URL", ("CEREBRAS_API_KEY",)),
-    "sambanova": ("SAMBANOVA_BASE_URL", ("SAMBANOVA_API_KEY",)),
-    "huggingface": ("HUGGINGFACE_BASE_URL", ("HUGGINGFACE_API_KEY",)),
-    "cloudflare": ("CLOUDFLARE_BASE_URL", ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID")),
-    "openrouter": ("OPENROUTER_BASE_URL", ("OPENROUTER_API_KEY",)),
-    "github": ("GITHUB_MODELS_BASE_URL", ("GITHUB_MODELS_TOKEN",)),
-    "ollama": ("OLLAMA_BASE_URL", ()),
-}
-SIMULATED_CREDENTIAL = "simulated-credential"
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOG = ROOT / "catalog.yaml"
+# Value given to every credential variable: the simulator accepts any key.
+SIMULATED = "simulated"
+_PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 
 
-class _HasBaseUrl(Protocol):
-    def base_url(self, provider: str) -> str: ...
+def base_url(simulator_url: str, provider: str, *, gemini: bool) -> str:
+    """`provider`'s base URL on the simulator: `…/P/v1`, or `…/P/v1beta` for the Gemini format."""
+    return f"{simulator_url}/{provider}/{'v1beta' if gemini else 'v1'}"
 
 
-def simulated_environ(simulator: _HasBaseUrl) -> dict[str, str]:
-    """Base URL overrides for every known provider plus a placeholder value for each credential."""
-    environ: dict[str, str] = {}
-    for provider, (base_variable, credentials) in PROVIDER_VARIABLES.items():
-        environ[base_variable] = simulator.base_url(provider)
-        environ.update(dict.fromkeys(credentials, SIMULATED_CREDENTIAL))
-    return environ
+@dataclass(frozen=True)
+class Provider:
+    """What is needed of a catalog provider to point it at the simulator."""
+
+    name: str
+    api_format: str
+    api_key_env: str
+    base_url_env: str
+    endpoint_variables: tuple[str, ...] = ()
+
+
+def read_providers(catalog_path: Path = CATALOG) -> tuple[Provider, ...]:
+    """The providers of the catalog file."""
+    catalog = yaml.safe_load(catalog_path.read_text(encoding="utf-8")) or {}
+    return tuple(
+        Provider(
+            name=entry["name"],
+            api_format=entry.get("api_format", "openai"),
+            api_key_env=entry.get("api_key_env") or "",
+            base_url_env=entry.get("base_url_env") or "",
+            endpoint_variables=tuple(_PLACEHOLDER.findall(entry.get("api_endpoint", ""))),
+        )
+        for entry in catalog.get("providers", [])
+    )
+
+
+def demo_overrides(providers: tuple[Provider, ...], simulator_url: str) -> dict[str, str]:
+    """Every provider pointed at the simulator, with placeholder credentials."""
+    overrides: dict[str, str] = {}
+    for provider in providers:
+        if provider.base_url_env:
+            overrides[provider.base_url_env] = base_url(
+                simulator_url, provider.name, gemini=provider.api_format == "gemini"
+            )
+        if provider.api_key_env:
+            overrides[provider.api_key_env] = SIMULATED
+        for variable in provider.endpoint_variables:
+            overrides[variable] = SIMULATED
+    return overrides

@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
+from services.simulator import environ
 from services.simulator.engine import Engine
-from services.simulator.environ import simulated_environ
 from services.simulator.replies import Call, build_reply
 from services.simulator.script import load_scenario
 
@@ -241,14 +241,12 @@ class RunningSimulator:
 
     def base_url(self, provider: str) -> str:
         """Base URL to configure for `provider`: OpenAI-compatible, or Gemini's for `gemini`."""
-        if provider == GEMINI:
-            return f"{self.url}/gemini/v1beta"
-        return f"{self.url}/{provider}/v1"
+        return environ.base_url(self.url, provider, gemini=provider == GEMINI)
 
-    def provider_environ(self) -> dict[str, str]:
-        """Environment that points every known provider at this simulator, with placeholder keys
-        (for a demo run without real keys)."""
-        return simulated_environ(self)
+    def provider_environ(self, catalog_path: Path = environ.CATALOG) -> dict[str, str]:
+        """Environment that points every provider of the catalog at this simulator, with
+        placeholder keys (for a demo run without real keys)."""
+        return environ.demo_overrides(environ.read_providers(catalog_path), self.url)
 
     def set_scripts(self, scenario: dict[str, Any]) -> None:
         """Replaces the scenario (same shape as a file) and forgets quota and sequence state."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiselector.v1 import model_store_pb2, selector_pb2
+from services.simulator.environ import demo_overrides, read_providers
 from services.stack import environment
 from services.stack.envoy_config import DESCRIPTOR, EnvoyConfig, split_address, write
 from services.stack.readiness import GrpcServing, HttpOk, Readiness, TcpOpen
@@ -65,7 +66,7 @@ def build_stack(
     """The services to start for `settings`, `real_env` and `<root>/.env`."""
     env = environment.merge(real_env, environment.read_dotenv(root / ".env"))
     data_dir = settings.data_dir if settings.data_dir.is_absolute() else root / settings.data_dir
-    providers = environment.read_providers(root / settings.catalog_path)
+    providers = read_providers(root / settings.catalog_path)
     demo = not environment.configured_keys(env, providers)
     services: list[ServiceSpec] = []
 
@@ -81,7 +82,7 @@ def build_stack(
 
     if demo:
         port = simulator_port or free_port()
-        env.update(environment.demo_overrides(providers, f"http://127.0.0.1:{port}"))
+        env.update(demo_overrides(providers, f"http://127.0.0.1:{port}"))
         argv = [python, "-m", "services.simulator", "--scenario", str(DEMO_SCENARIO)]
         services.append(spec("simulator", [*argv, "--port", str(port)], TcpOpen("127.0.0.1", port)))
     admin = environment.admin_token(env, data_dir / "admin_token")

@@ -14,7 +14,6 @@ class StackSettings(ServiceSettings):
 
     data_dir: Path = Path(".data")
     catalog_path: Path = Path("catalog.yaml")
-    database_url: str = ""
     model_store_listen_address: str = "127.0.0.1:50052"
     selector_listen_address: str = "127.0.0.1:50051"
     request_deadline_seconds: float = Field(60.0, gt=0)
@@ -26,7 +25,6 @@ class StackSettings(ServiceSettings):
     model_store_metrics_port: int = 9102
     health_metrics_port: int = 9103
     bot_metrics_port: int = 9104
-    telegram_bot_token: str = ""
     # Seconds each service may take to report SERVING (the first run initialises PostgreSQL).
     stack_start_timeout_seconds: float = Field(120.0, gt=0)
     # Seconds each service gets to stop after SIGTERM before it is killed.

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from services.simulator import RunningSimulator, start_simulator
-from services.simulator.environ import PROVIDER_VARIABLES
+from services.simulator.environ import read_providers
 from services.simulator.script import BEHAVIOURS, load_scenario
 
 DEMO = Path(__file__).resolve().parents[2] / "services" / "simulator" / "scenarios" / "demo.yaml"
@@ -250,13 +250,14 @@ async def test_demo_scenario_scripts_every_known_provider_and_answers_quickly(ht
             status, _, body = await chat(http, sim, "some-model", provider=provider)
             return status, body["choices"][0]["message"]["content"]
 
-        replies = await asyncio.gather(*(ask(p) for p in PROVIDER_VARIABLES))
+        providers = [p.name for p in read_providers()]
+        replies = await asyncio.gather(*(ask(p) for p in providers))
 
         assert time.monotonic() - started < 10
-        for provider, (status, text) in zip(PROVIDER_VARIABLES, replies, strict=True):
+        for provider, (status, text) in zip(providers, replies, strict=True):
             assert status == 200, provider
             assert text.startswith("[simulated]"), provider
-        scripted = {f"{p}/*" for p in PROVIDER_VARIABLES}
+        scripted = {f"{p}/*" for p in providers}
         assert scripted <= set(load_scenario(DEMO).scripts)
     finally:
         await sim.close()

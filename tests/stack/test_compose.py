@@ -13,7 +13,7 @@ from services.bot.config import BotSettings
 from services.data.settings import DataSettings
 from services.health.settings import HealthSettings
 from services.selector.settings import SelectorSettings
-from services.stack.environment import read_providers
+from services.simulator.environ import read_providers
 from services.stack.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parent.parent.parent

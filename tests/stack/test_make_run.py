@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from services.stack.environment import read_providers
+from services.simulator.environ import read_providers
 from services.stack.plan import free_port
 from tests.stack.processes import marked_processes, new_marker
 
