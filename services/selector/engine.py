@@ -467,15 +467,15 @@ class Engine:
     def model_stats(self) -> selector_pb2.GetModelStatsResponse:
         """Every model with the score and state the policy uses now."""
         now = time.time()
-        current = self.plan(Needs(), now, random.Random(0))
+        needs = Needs()
+        candidates = self._candidates(self.catalog, now, needs.prompt_tokens)
+        current = plan(candidates, needs, now, random.Random(0))
         rank = {spec.model_id: i + 1 for i, spec in enumerate(current.order)}
         rows = []
-        for entry in self.catalog.entries.values():
-            spec = entry.spec
-            window = self.stats.window(spec.model_id, now)
+        for candidate in candidates:
+            spec, window, availability = candidate.spec, candidate.window, candidate.availability
             budget = self.live.budget(spec.model_id, now)
             excluded = current.excluded.get(spec.model_id)
-            availability = self.live.availability(spec.model_id, spec.limits, now)
             row = selector_pb2.ModelStats(
                 id=spec.model_id,
                 name=spec.name,
