@@ -21,6 +21,7 @@ from services.selector.engine import Engine
 from services.selector.providers import ProviderClient
 from services.selector.server import SelectorServicer
 from services.selector.settings import SelectorSettings
+from services.selector.spool import Spool
 from services.selector.state import LiveState
 from services.selector.stats import StatsBook
 
@@ -102,6 +103,8 @@ async def _refresh_loop(
     backoff = 0.2
     while not servicer.ready:
         try:
+            # Records an earlier run spilled count in the budgets and state restored below.
+            await engine.recorder.replay_spool()
             await refresh(engine, stub, environ, first=True)
         except Exception as error:
             unreachable = isinstance(error, grpc.aio.AioRpcError)
@@ -121,6 +124,19 @@ async def _refresh_loop(
         except Exception as error:
             unreachable = isinstance(error, grpc.aio.AioRpcError)
             log.warning("snapshot refresh failed; serving the last one", exc_info=not unreachable)
+
+
+def _open_spool(settings: SelectorSettings) -> Spool | None:
+    """The spool, or None (logged: records not delivered at shutdown are then lost)."""
+    folder = settings.spool_dir
+    if folder is None:
+        log.warning("no spool folder (SELECTOR_SPOOL_DIR, DATA_DIR): undelivered records are lost")
+        return None
+    try:
+        return Spool(folder, settings.selector_spool_max_mb * 1024 * 1024)
+    except OSError as error:
+        log.error("spool folder unusable: undelivered records lost", extra={"error": str(error)})
+        return None
 
 
 async def start_selector(
@@ -145,6 +161,7 @@ async def start_selector(
         availability_source=lambda: [
             snapshot.availability_message(live, model_id) for model_id in live.take_dirty()
         ],
+        spool=_open_spool(settings),
     )
     engine = Engine(
         providers=providers,
