@@ -118,6 +118,7 @@ class Recorder:
                 while self.depth() or self._collect_availability():
                     if not await self.flush():
                         break
+        self._collect_availability()
         left = Records(list(self._attempts), list(self._prompts), list(self._availability.values()))
         if not left:
             return

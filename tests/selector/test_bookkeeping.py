@@ -8,7 +8,7 @@ import grpc
 
 from aiselector.v1 import common_pb2
 from services.selector.bookkeeping import Recorder
-from services.selector.spool import Spool, decode
+from services.selector.spool import Records, Spool, decode
 
 
 class FlakyStore:
@@ -200,3 +200,31 @@ async def test_beyond_the_spool_cap_the_oldest_are_dropped_and_counted(tmp_path,
     finally:
         await recorder.stop(timeout=1)
     assert store.attempts == [f"a{i}" for i in range(5, 15)]
+
+
+class SlowStore(FlakyStore):
+    """An up FlakyStore whose calls yield to other tasks, as network calls do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def RecordAttempts(self, request, timeout):
+        await asyncio.sleep(0.01)
+        await super().RecordAttempts(request, timeout)
+
+
+async def test_two_processes_replaying_one_folder_deliver_each_file_once(tmp_path):
+    writer = Spool(tmp_path, max_bytes=1 << 20)
+    for f in range(6):
+        attempts = [common_pb2.Attempt(attempt_id=f"f{f}-a{i}") for i in range(3)]
+        writer.write(Records(attempts=attempts))
+    store = SlowStore()
+    # Each recorder opens the files on its own, so their claims conflict as two processes' do.
+    replicas = [
+        Recorder(store, capacity=100, interval=0.01, spool=Spool(tmp_path, max_bytes=1 << 20))
+        for _ in range(2)
+    ]
+    await asyncio.gather(*(r.replay_spool() for r in replicas))
+    assert sorted(store.attempts) == sorted(f"f{f}-a{i}" for f in range(6) for i in range(3))
+    assert writer.files() == []
