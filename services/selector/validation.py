@@ -58,6 +58,7 @@ def _text(field: str, value: str, max_chars: int, subject: str = "") -> Violatio
 
 
 def _tags(tags: Sequence[str], known_tags: Collection[str]) -> Violations:
+    """Violations of `tags`: too many, or one too long, with NUL, or not a known tag."""
     if len(tags) > MAX_TAGS:
         return [("tags", f"must be at most {MAX_TAGS} tags, got {len(tags)}")]
     problems = []

@@ -20,7 +20,7 @@ STATS = "/api/v1/models/stats"
 TEST_PROVIDERS = "/api/v1/providers/test"
 MODELS = ("alpha/m1", "beta/m1", "gamma/m1")
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
-# Models that answer after `seconds`, well inside their own timeout.
+# Simulated models that take 2 s to answer, and a catalog that gives them 10 s to do it.
 SLOW = {m: {"latency": 2.0} for m in MODELS}
 PATIENT = {m: {"limits": {"timeout_ms": 10_000}} for m in MODELS}
 ENVOY_CONNECTION_LIMIT = 1_000
