@@ -8,6 +8,7 @@ import asyncio
 import json
 import resource
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -64,14 +65,18 @@ async def test_an_oversized_tag_fails_only_its_own_request(front):
 
 
 @pytest.fixture
-def file_descriptors() -> None:
+def file_descriptors() -> Iterator[None]:
     """Enough descriptors for the test and Envoy (started after it) to hold 1,050 connections."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 4 * ENVOY_CONNECTION_LIMIT
-    if soft < wanted:
-        if hard != resource.RLIM_INFINITY and hard < wanted:
-            pytest.skip(f"needs {wanted} open files, the hard limit is {hard}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if soft >= wanted:
+        yield
+        return
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"needs {wanted} open files, the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def _held(envoy: RunningEnvoy) -> int:
