@@ -42,6 +42,9 @@ BLOCKED_STATES = (
     selector_pb2.MODEL_STATE_OUT_OF_BUDGET,
 )
 RATE_OUTCOMES = (common_pb2.OUTCOME_RATE_LIMITED, common_pb2.OUTCOME_QUOTA_EXHAUSTED)
+# Outcomes that say something about this request rather than the model: when every attempt ended
+# so, the client learns why (retrying the same request would most likely fail the same way).
+PROMPT_OUTCOMES = (common_pb2.OUTCOME_BAD_REQUEST, common_pb2.OUTCOME_WRONG_FORMAT)
 
 
 @dataclass
@@ -259,9 +262,9 @@ class Engine:
     ) -> errors.ServiceError:
         """The error that says why nothing answered, and whether and when to try again."""
         attempts = trace.summaries
-        if attempts and all(a.outcome == common_pb2.OUTCOME_BAD_REQUEST for a in attempts):
+        if attempts and all(a.outcome in PROMPT_OUTCOMES for a in attempts):
             return errors.InvalidArgument(
-                [("prompt", f"rejected by {a.model}: {a.error}") for a in attempts],
+                [_prompt_violation(a) for a in attempts],
                 reason=common_pb2.ERROR_REASON_PROMPT_REJECTED,
             )
         excluded = current.excluded
@@ -620,6 +623,13 @@ def _unsuitable(usable: list[ModelSpec], needs: Needs) -> tuple[str, str] | None
             f"at most {max(contexts)} fit",
         )
     return None
+
+
+def _prompt_violation(attempt: selector_pb2.AttemptSummary) -> tuple[str, str]:
+    """(field, description) of an attempt that failed for this request's sake."""
+    if attempt.outcome == common_pb2.OUTCOME_WRONG_FORMAT:
+        return ("response_format.type", f"json_object asked, {attempt.model}: {attempt.error}")
+    return ("prompt", f"rejected by {attempt.model}: {attempt.error}")
 
 
 def _tried(summaries: list[selector_pb2.AttemptSummary]) -> str:
