@@ -134,6 +134,7 @@ async def start_selector(
     live = LiveState(
         failure_threshold=settings.circuit_failure_threshold,
         circuit_open_seconds=settings.circuit_open_seconds,
+        circuit_max_open_seconds=settings.circuit_max_open_seconds,
         default_rate_limit_seconds=settings.default_rate_limit_seconds,
         permanent_cooldown_seconds=settings.permanent_cooldown_seconds,
         minute_seconds=settings.budget_minute_seconds,

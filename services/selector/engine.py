@@ -397,6 +397,7 @@ class Engine:
             spec.model_id,
             outcome,
             time.time(),
+            started=started_wall,
             retry_after=retry_after,
             tokens=tokens,
             message=message,

@@ -34,8 +34,10 @@ class SelectorSettings(ServiceSettings):
     stats_window_hours: int = 168
     # Consecutive failures that open a model's circuit.
     circuit_failure_threshold: int = 3
-    # Seconds a circuit stays open before admitting a single trial request.
-    circuit_open_seconds: float = 30.0
+    # Seconds a circuit stays open before admitting a single trial request; each failed trial
+    # doubles it, up to the next setting, so a provider that is back is tried within that time.
+    circuit_open_seconds: float = 10.0
+    circuit_max_open_seconds: float = 30.0
     # Cooldown after a 429 that gave no wait, in seconds.
     default_rate_limit_seconds: float = 60.0
     # Cooldown after a permanent error (401/402/403/404/410), in seconds.

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import time
+
 import grpc
 import pytest
 
@@ -48,3 +52,54 @@ async def test_json_asked_and_every_model_answered_prose_is_a_clear_client_error
     # Plain-text requests are still answered by every model.
     for name in MODELS:
         assert (await stack.ask(model_name=name)).selected_model == name
+
+
+async def test_a_burst_of_in_flight_failures_from_one_outage_counts_once(make_stack):
+    latency, start, end = 0.3, 0.5, 3.5
+    stack = await make_stack(
+        circuit_failure_threshold=3, circuit_open_seconds=0.5, circuit_max_open_seconds=1.5
+    )
+    live, alpha_id = stack.selector.engine.live, stack.selector.engine.catalog.by_name["alpha/m1"]
+    stack.sim.set_scripts(
+        {
+            "default": {"latency": latency},
+            "scripts": {
+                "alpha/m1": {
+                    "latency": latency,
+                    "outage": {"start": start, "end": end, "behaviour": 503},
+                }
+            },
+        }
+    )
+    began = time.time()
+    stop = began + end + 3.0
+    snapshots: list[dict] = []
+
+    async def worker() -> int:
+        answered = 0
+        while time.time() < stop:
+            reply = await stack.ask(model_name="alpha/m1", timeout=10)
+            answered += reply.success
+        return answered
+
+    async def watch() -> None:
+        while time.time() < stop:
+            snapshots.append(live.snapshot(alpha_id))
+            await asyncio.sleep(0.02)
+
+    *answered, _ = await asyncio.gather(*(worker() for _ in range(30)), watch())
+    assert sum(answered) > 100
+    log = stack.requests_to("alpha")
+    failed = [e for e in log if e["status"] == 503]
+    assert len(failed) >= 30  # the burst: many requests were in flight when alpha failed
+    openings = sum(
+        1
+        for before, after in itertools.pairwise(snapshots)
+        if before["circuit_opened_at"] is None and after["circuit_opened_at"] is not None
+    )
+    assert openings == 1
+    # Three counted failures opened it; each failed trial (at most one per 0.5 s) adds one.
+    assert max(s["consecutive_failures"] for s in snapshots) <= 3 + 3
+    recovered = min(e["time"] for e in log if e["status"] == 200 and e["time"] > began + end)
+    assert recovered - (began + end) < 1.5 + latency + 0.7
+    assert live.snapshot(alpha_id)["circuit_opened_at"] is None
