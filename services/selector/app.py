@@ -130,7 +130,7 @@ async def start_selector(
     environ = dict(os.environ if environ is None else environ)
     channel = open_channel(settings.model_store_address)
     stub = model_store_pb2_grpc.ModelStoreStub(channel)
-    providers = await ProviderClient.open()
+    providers = await ProviderClient.open(max_connections=settings.provider_max_connections)
     live = LiveState(
         failure_threshold=settings.circuit_failure_threshold,
         circuit_open_seconds=settings.circuit_open_seconds,

@@ -207,7 +207,7 @@ class Engine:
                 attempted = await self._attempt(
                     entry,
                     replace(chat, max_output_tokens=spec.max_output_tokens),
-                    timeout=min(spec.timeout_s, remaining),
+                    deadline=deadline,
                     request_id=request_id,
                     source=common_pb2.ATTEMPT_SOURCE_USER,
                 )
@@ -310,14 +310,17 @@ class Engine:
         entry: Entry,
         chat: ChatRequest,
         *,
-        timeout: float,
+        deadline: float,
         request_id: str,
         source: int,
     ) -> _Attempted:
-        """Calls one model once and reacts to the outcome: live state, statistics, records.
+        """Calls one model once, before `deadline` (event-loop time), and reacts to the outcome:
+        live state, statistics, records.
 
-        A timeout shorter than the model's own (cut by the request's deadline) that runs out, or
-        a caller that goes away, is ABANDONED: recorded, counted in the budget, not blamed.
+        What ends an attempt but is not the model's doing is ABANDONED: recorded, counted in the
+        budget, not blamed. The provider client tells a deadline that came before the model's
+        timeout, a wait for a free local connection, and a stall of the Selector's own loop; a
+        caller that goes away is told here.
         """
         spec = entry.spec
         started_wall = time.time()
@@ -326,14 +329,13 @@ class Engine:
         retry_after: float | None = None
         try:
             assert entry.target is not None
-            result = await self.providers.complete(entry.target, chat, timeout=timeout)
+            result = await self.providers.complete(
+                entry.target, chat, timeout=spec.timeout_s, deadline=deadline
+            )
             outcome, status, message = common_pb2.OUTCOME_SUCCESS, result.http_status, ""
         except ProviderError as error:
             outcome, status, message = error.outcome, error.http_status, error.message
             retry_after = error.retry_after
-            if outcome == common_pb2.OUTCOME_TIMEOUT and timeout < spec.timeout_s:
-                outcome = common_pb2.OUTCOME_ABANDONED
-                message = f"abandoned after {timeout:.1f} s: the request's deadline ran out"
         except asyncio.CancelledError:
             self._react(
                 entry,
@@ -563,7 +565,7 @@ class Engine:
                 attempted = await self._attempt(
                     entry,
                     chat,
-                    timeout=min(spec.timeout_s, remaining),
+                    deadline=deadline,
                     request_id=request_id,
                     source=common_pb2.ATTEMPT_SOURCE_PROBE,
                 )

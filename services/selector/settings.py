@@ -46,3 +46,8 @@ class SelectorSettings(ServiceSettings):
     budget_minute_seconds: float = 60.0
     # Longest provider Retry-After worth waiting for when no other model is eligible, in seconds.
     max_retry_wait_seconds: float = 5.0
+    # Connections open to providers at most, over all providers. A request waiting for a free one
+    # is not blamed on the model (its timeout starts once it has one), so this only guards the
+    # process's file descriptors (a common soft limit is 1024); free tiers allow far fewer
+    # requests in flight per model.
+    provider_max_connections: int = Field(default=512, ge=1)

@@ -220,7 +220,7 @@ async def test_connection_refused_is_transient(target):
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     wire = ("groq", pb.API_FORMAT_OPENAI)
-    provider_client = await ProviderClient.open()
+    provider_client = await ProviderClient.open(max_connections=1)
     try:
         with pytest.raises(ProviderError) as caught:
             await provider_client.complete(

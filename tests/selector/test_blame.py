@@ -103,3 +103,44 @@ async def test_a_burst_of_in_flight_failures_from_one_outage_counts_once(make_st
     recovered = min(e["time"] for e in log if e["status"] == 200 and e["time"] > began + end)
     assert recovered - (began + end) < 1.5 + latency + 0.7
     assert live.snapshot(alpha_id)["circuit_opened_at"] is None
+
+
+async def test_a_stalled_selector_does_not_blame_the_provider_it_was_waiting_for(make_stack):
+    stack = await make_stack({"alpha/m1": {"latency": 0.3}})  # alpha's timeout: 2 s
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.15, time.sleep, 2.5)  # the whole process stands still, like a SIGSTOP
+    replies = await asyncio.gather(
+        *(stack.ask(model_name="alpha/m1", timeout=10) for _ in range(10))
+    )
+    outcomes = [a.outcome for r in replies for a in r.attempt_details]
+    assert common_pb2.OUTCOME_TIMEOUT not in outcomes
+    stalled = [a for r in replies for a in r.attempt_details if a.model == "alpha/m1"]
+    assert stalled
+    assert all(
+        a.outcome == common_pb2.OUTCOME_SUCCESS
+        or (a.outcome == common_pb2.OUTCOME_ABANDONED and "stalled" in a.error)
+        for a in stalled
+    )
+    alpha = await _model_stats(stack, "alpha/m1")
+    assert alpha.state == selector_pb2.MODEL_STATE_READY
+    assert alpha.failed_requests == 0
+    assert (await stack.ask(model_name="alpha/m1")).selected_model == "alpha/m1"
+
+
+async def test_waiting_for_a_local_connection_slot_is_not_a_provider_timeout(make_stack):
+    stack = await make_stack(
+        {"alpha/m1": {"latency": 0.4}},
+        models={"alpha/m1": {"limits": {"timeout_ms": 1000}}},
+        provider_max_connections=2,
+    )
+    replies = await asyncio.gather(
+        *(stack.ask(model_name="alpha/m1", timeout=20) for _ in range(16))
+    )
+    outcomes = [a.outcome for r in replies for a in r.attempt_details]
+    assert common_pb2.OUTCOME_TIMEOUT not in outcomes
+    assert all(r.selected_model == "alpha/m1" for r in replies)
+    # Sixteen answers of 0.4 s through two connections took longer than alpha's 1 s timeout.
+    assert max(r.response_time_seconds for r in replies) > 1.0
+    alpha = await _model_stats(stack, "alpha/m1")
+    assert alpha.state == selector_pb2.MODEL_STATE_READY
+    assert alpha.failed_requests == 0
