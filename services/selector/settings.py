@@ -35,8 +35,9 @@ class SelectorSettings(ServiceSettings):
     # Consecutive failures that open a model's circuit.
     circuit_failure_threshold: int = 3
     # Seconds a circuit stays open before admitting a single trial request; each failed trial
-    # doubles it, up to the next setting, so a provider that is back is tried within that time.
+    # doubles it.
     circuit_open_seconds: float = 10.0
+    # Longest a circuit stays open, in seconds: a provider that is back is tried within this time.
     circuit_max_open_seconds: float = 30.0
     # Cooldown after a 429 that gave no wait, in seconds.
     default_rate_limit_seconds: float = 60.0

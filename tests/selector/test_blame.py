@@ -115,7 +115,7 @@ async def test_a_stalled_selector_does_not_blame_the_provider_it_was_waiting_for
     outcomes = [a.outcome for r in replies for a in r.attempt_details]
     assert common_pb2.OUTCOME_TIMEOUT not in outcomes
     stalled = [a for r in replies for a in r.attempt_details if a.model == "alpha/m1"]
-    assert stalled
+    assert common_pb2.OUTCOME_ABANDONED in [a.outcome for a in stalled]
     assert all(
         a.outcome == common_pb2.OUTCOME_SUCCESS
         or (a.outcome == common_pb2.OUTCOME_ABANDONED and "stalled" in a.error)
