@@ -50,10 +50,12 @@ OUTCOMES: tuple[str, ...] = (
     "bad_request",
     "bad_answer",
     "abandoned",
+    "wrong_format",
 )
-# Outcomes that do not count as a model failure (the provider's limit, or this prompt's fault).
+# Outcomes that do not count as a model failure (the provider's limit, this prompt's fault, or a
+# cause on our side).
 NOT_FAILURES: frozenset[str] = frozenset(
-    {"success", "rate_limited", "quota_exhausted", "bad_request", "abandoned"}
+    {"success", "rate_limited", "quota_exhausted", "bad_request", "abandoned", "wrong_format"}
 )
 
 
@@ -196,6 +198,7 @@ class ModelStatsHourly(Base):
     bad_request_count: Mapped[int] = _count()
     bad_answer_count: Mapped[int] = _count()
     abandoned_count: Mapped[int] = _count()
+    wrong_format_count: Mapped[int] = _count()
     success_latency_ms_sum: Mapped[int] = _count()
     latency_le_100_ms: Mapped[int] = _count()
     latency_le_250_ms: Mapped[int] = _count()

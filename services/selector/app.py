@@ -146,10 +146,11 @@ async def start_selector(
     environ = dict(os.environ if environ is None else environ)
     channel = open_channel(settings.model_store_address)
     stub = model_store_pb2_grpc.ModelStoreStub(channel)
-    providers = await ProviderClient.open()
+    providers = await ProviderClient.open(max_connections=settings.provider_max_connections)
     live = LiveState(
         failure_threshold=settings.circuit_failure_threshold,
         circuit_open_seconds=settings.circuit_open_seconds,
+        circuit_max_open_seconds=settings.circuit_max_open_seconds,
         default_rate_limit_seconds=settings.default_rate_limit_seconds,
         permanent_cooldown_seconds=settings.permanent_cooldown_seconds,
         minute_seconds=settings.budget_minute_seconds,

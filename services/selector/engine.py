@@ -42,6 +42,9 @@ BLOCKED_STATES = (
     selector_pb2.MODEL_STATE_OUT_OF_BUDGET,
 )
 RATE_OUTCOMES = (common_pb2.OUTCOME_RATE_LIMITED, common_pb2.OUTCOME_QUOTA_EXHAUSTED)
+# Outcomes that say something about this request rather than the model: when every attempt ended
+# so, the client learns why (retrying the same request would most likely fail the same way).
+PROMPT_OUTCOMES = (common_pb2.OUTCOME_BAD_REQUEST, common_pb2.OUTCOME_WRONG_FORMAT)
 
 
 @dataclass
@@ -204,7 +207,7 @@ class Engine:
                 attempted = await self._attempt(
                     entry,
                     replace(chat, max_output_tokens=spec.max_output_tokens),
-                    timeout=min(spec.timeout_s, remaining),
+                    deadline=deadline,
                     request_id=request_id,
                     source=common_pb2.ATTEMPT_SOURCE_USER,
                 )
@@ -259,9 +262,9 @@ class Engine:
     ) -> errors.ServiceError:
         """The error that says why nothing answered, and whether and when to try again."""
         attempts = trace.summaries
-        if attempts and all(a.outcome == common_pb2.OUTCOME_BAD_REQUEST for a in attempts):
+        if attempts and all(a.outcome in PROMPT_OUTCOMES for a in attempts):
             return errors.InvalidArgument(
-                [("prompt", f"rejected by {a.model}: {a.error}") for a in attempts],
+                [_prompt_violation(a) for a in attempts],
                 reason=common_pb2.ERROR_REASON_PROMPT_REJECTED,
             )
         excluded = current.excluded
@@ -307,14 +310,17 @@ class Engine:
         entry: Entry,
         chat: ChatRequest,
         *,
-        timeout: float,
+        deadline: float,
         request_id: str,
         source: int,
     ) -> _Attempted:
-        """Calls one model once and reacts to the outcome: live state, statistics, records.
+        """Calls one model once, before `deadline` (event-loop time), and reacts to the outcome:
+        live state, statistics, records.
 
-        A timeout shorter than the model's own (cut by the request's deadline) that runs out, or
-        a caller that goes away, is ABANDONED: recorded, counted in the budget, not blamed.
+        What ends an attempt but is not the model's doing is ABANDONED: recorded, counted in the
+        budget, not blamed. The provider client tells a deadline that came before the model's
+        timeout, a wait for a free local connection, and a stall of the Selector's own loop; a
+        caller that goes away is told here.
         """
         spec = entry.spec
         started_wall = time.time()
@@ -323,14 +329,13 @@ class Engine:
         retry_after: float | None = None
         try:
             assert entry.target is not None
-            result = await self.providers.complete(entry.target, chat, timeout=timeout)
+            result = await self.providers.complete(
+                entry.target, chat, timeout=spec.timeout_s, deadline=deadline
+            )
             outcome, status, message = common_pb2.OUTCOME_SUCCESS, result.http_status, ""
         except ProviderError as error:
             outcome, status, message = error.outcome, error.http_status, error.message
             retry_after = error.retry_after
-            if outcome == common_pb2.OUTCOME_TIMEOUT and timeout < spec.timeout_s:
-                outcome = common_pb2.OUTCOME_ABANDONED
-                message = f"abandoned after {timeout:.1f} s: the request's deadline ran out"
         except asyncio.CancelledError:
             self._react(
                 entry,
@@ -394,6 +399,7 @@ class Engine:
             spec.model_id,
             outcome,
             time.time(),
+            started=started_wall,
             retry_after=retry_after,
             tokens=tokens,
             message=message,
@@ -559,7 +565,7 @@ class Engine:
                 attempted = await self._attempt(
                     entry,
                     chat,
-                    timeout=min(spec.timeout_s, remaining),
+                    deadline=deadline,
                     request_id=request_id,
                     source=common_pb2.ATTEMPT_SOURCE_PROBE,
                 )
@@ -620,6 +626,13 @@ def _unsuitable(usable: list[ModelSpec], needs: Needs) -> tuple[str, str] | None
             f"at most {max(contexts)} fit",
         )
     return None
+
+
+def _prompt_violation(attempt: selector_pb2.AttemptSummary) -> tuple[str, str]:
+    """(field, description) of an attempt that failed for this request's sake."""
+    if attempt.outcome == common_pb2.OUTCOME_WRONG_FORMAT:
+        return ("response_format.type", f"json_object asked, {attempt.model}: {attempt.error}")
+    return ("prompt", f"rejected by {attempt.model}: {attempt.error}")
 
 
 def _tried(summaries: list[selector_pb2.AttemptSummary]) -> str:

@@ -44,8 +44,11 @@ class SelectorSettings(ServiceSettings):
     stats_window_hours: int = 168
     # Consecutive failures that open a model's circuit.
     circuit_failure_threshold: int = 3
-    # Seconds a circuit stays open before admitting a single trial request.
-    circuit_open_seconds: float = 30.0
+    # Seconds a circuit stays open before admitting a single trial request; each failed trial
+    # doubles it.
+    circuit_open_seconds: float = 10.0
+    # Longest a circuit stays open, in seconds: a provider that is back is tried within this time.
+    circuit_max_open_seconds: float = 30.0
     # Cooldown after a 429 that gave no wait, in seconds.
     default_rate_limit_seconds: float = 60.0
     # Cooldown after a permanent error (401/402/403/404/410), in seconds.
@@ -54,6 +57,11 @@ class SelectorSettings(ServiceSettings):
     budget_minute_seconds: float = 60.0
     # Longest provider Retry-After worth waiting for when no other model is eligible, in seconds.
     max_retry_wait_seconds: float = 5.0
+    # Connections open to providers at most, over all providers. A request waiting for a free one
+    # is not blamed on the model (its timeout starts once it has one), so this only guards the
+    # process's file descriptors (a common soft limit is 1024); free tiers allow far fewer
+    # requests in flight per model.
+    provider_max_connections: int = Field(default=512, ge=1)
 
     @field_validator("data_dir", "selector_spool_dir", mode="before")
     @classmethod

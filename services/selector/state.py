@@ -95,6 +95,8 @@ class _Model:
     consecutive_failures: int = 0
     circuit_opened_at: float | None = None
     trial_started_at: float | None = None
+    failed_trials: int = 0
+    blame_after: float | None = None
     minute: deque[float] = field(default_factory=deque)
     day: int = -1
     requests_today: int = 0
@@ -118,9 +120,16 @@ class LiveState:
     the 429. The circuit opens after `failure_threshold` consecutive failures, or after
     `timeout_threshold` when the last of them is a timeout (a silent provider costs every
     further request a whole attempt timeout), for `circuit_open_seconds`, doubling (up to
-    `circuit_max_open_seconds`) for each failed trial; once that time has passed it is half-open
-    and admits one trial request at a time (a trial slot not released within
-    `trial_timeout_seconds` is freed). Budgets count every request admitted by `acquire`: a
+    `circuit_max_open_seconds`) for each failed trial only; once that time has passed it is
+    half-open and admits one trial request at a time (a trial slot not released within
+    `trial_timeout_seconds` is freed). A failed trial's next open time counts from when the
+    trial was sent, so a provider that comes back is tried again within
+    `circuit_max_open_seconds` of the last trial (or once that trial's own timeout ended).
+
+    One outage is counted once: an outcome of an attempt that started before the last counted
+    failure (or the last opening or closing of the circuit) was seen is a straggler of that same
+    burst. It neither adds a consecutive failure nor grows the open time, and a straggler's
+    success does not close the circuit. Budgets count every request admitted by `acquire`: a
     sliding minute of `minute_seconds` and the UTC day; tokens count the estimate at `acquire`
     until the outcome reports the real number. Outcomes are matched to
     admitted requests first in, first out; the counts only need to be right in aggregate.
@@ -131,8 +140,8 @@ class LiveState:
         *,
         failure_threshold: int = 3,
         timeout_threshold: int = 1,
-        circuit_open_seconds: float = 30.0,
-        circuit_max_open_seconds: float = 300.0,
+        circuit_open_seconds: float = 10.0,
+        circuit_max_open_seconds: float = 30.0,
         default_rate_limit_seconds: float = 60.0,
         min_rate_limit_seconds: float = 2.0,
         permanent_cooldown_seconds: float = 86400.0,
@@ -175,9 +184,9 @@ class LiveState:
             model.tokens_today = 0
 
     def _open_seconds(self, model: _Model) -> float:
-        extra_failures = max(0, model.consecutive_failures - self.failure_threshold)
         return min(
-            self.circuit_open_seconds * 2 ** min(extra_failures, 30), self.circuit_max_open_seconds
+            self.circuit_open_seconds * 2 ** min(model.failed_trials, 30),
+            self.circuit_max_open_seconds,
         )
 
     def availability(
@@ -293,6 +302,7 @@ class LiveState:
         outcome: int,
         now: float,
         *,
+        started: float | None = None,
         retry_after: float | None = None,
         tokens: int = 0,
         message: str = "",
@@ -300,11 +310,13 @@ class LiveState:
     ) -> None:
         """Updates the model's state after an attempt ended with `outcome` (a common_pb2.Outcome).
 
-        `message` must already be free of secrets; it is only used in a reason when the HTTP
-        status alone says nothing.
+        `started` is when the attempt was admitted (default: `now`), which tells a straggler of
+        an earlier burst from news. `message` must already be free of secrets; it is only used
+        in a reason when the HTTP status alone says nothing.
         """
         model = self._model(model_id)
         self._roll(model, now)
+        started = now if started is None else started
         reserved = model.reserved_tokens.popleft() if model.reserved_tokens else 0
         if model.in_flight:
             model.in_flight.popleft()
@@ -312,10 +324,13 @@ class LiveState:
             model.tokens_today += tokens
         elif outcome == common_pb2.OUTCOME_SUCCESS:
             model.tokens_today += reserved
-        model.trial_started_at = None
+        if model.trial_started_at is not None and started >= model.trial_started_at:
+            model.trial_started_at = None  # the trial's own outcome, not a straggler's
+        fresh = model.blame_after is None or started >= model.blame_after
         if outcome == common_pb2.OUTCOME_SUCCESS:
             model.rate_limit_streak = 0
-            self._set(model_id, consecutive_failures=0, circuit_opened_at=None)
+            if fresh:
+                self._close(model_id, model, now)
             if not self._rate_cooldown_running(model, now):
                 self._set(
                     model_id,
@@ -344,8 +359,8 @@ class LiveState:
                 reason = f"{reason}: {message[:_MAX_MESSAGE]}"
             until = now + self.permanent_cooldown_seconds
             self._cool_down(model_id, outcome, until, reason, replace=False)
-        elif outcome in _FAILURES:
-            self._fail(model_id, model, now, outcome == common_pb2.OUTCOME_TIMEOUT)
+        elif outcome in _FAILURES and fresh:
+            self._fail(model_id, model, now, started, outcome == common_pb2.OUTCOME_TIMEOUT)
 
     @staticmethod
     def _rate_cooldown_running(model: _Model, now: float) -> bool:
@@ -366,15 +381,26 @@ class LiveState:
         model.rate_limit_streak += 1
         return min(seconds, self.default_rate_limit_seconds)
 
-    def _fail(self, model_id: int, model: _Model, now: float, silent: bool) -> None:
+    def _close(self, model_id: int, model: _Model, now: float) -> None:
+        """A fresh success: no failures in a row, the circuit closed."""
+        if model.circuit_opened_at is not None:
+            model.blame_after = now
+        model.failed_trials = 0
+        self._set(model_id, consecutive_failures=0, circuit_opened_at=None)
+
+    def _fail(self, model_id: int, model: _Model, now: float, started: float, silent: bool) -> None:
+        """A fresh failure (of an attempt started after the last one counted was seen)."""
         failures = model.consecutive_failures + 1
         threshold = self.timeout_threshold if silent else self.failure_threshold
-        if model.circuit_opened_at is None:
-            opened = now if failures >= threshold else None
-        elif now >= model.circuit_opened_at + self._open_seconds(model):
-            opened = now
-        else:
-            opened = model.circuit_opened_at
+        opened = model.circuit_opened_at
+        if opened is None:
+            if failures >= threshold:
+                opened, model.failed_trials = now, 0
+        elif started >= opened + self._open_seconds(model):
+            # A trial sent while half-open failed: open again, for longer, from when it was sent.
+            opened = started
+            model.failed_trials += 1
+        model.blame_after = now
         self._set(model_id, consecutive_failures=failures, circuit_opened_at=opened)
 
     def _cool_down(
@@ -447,6 +473,8 @@ class LiveState:
         model.cooldown_outcome = cooldown_outcome
         model.consecutive_failures = consecutive_failures
         model.circuit_opened_at = circuit_opened_at
+        model.failed_trials = 0
+        model.blame_after = None
 
     def snapshot(self, model_id: int) -> dict:
         """The persisted fields, with the same keys as `restore`."""

@@ -72,6 +72,29 @@ async def test_fifty_concurrent_batches_leave_exact_counts(model_store_stub):
     assert sum(b.tokens for b in buckets) == 150
 
 
+async def test_outcomes_that_are_not_the_models_fault_are_counted_but_not_failures(
+    model_store_stub,
+):
+    model = await _model(model_store_stub)
+    now = datetime.now(UTC)
+    batch = [
+        attempt(model.id, now, outcome)
+        for outcome in (pbc.OUTCOME_WRONG_FORMAT, pbc.OUTCOME_ABANDONED, pbc.OUTCOME_BAD_ANSWER)
+    ]
+    await model_store_stub.RecordAttempts(pb.RecordAttemptsRequest(attempts=batch))
+    stored = await _model(model_store_stub)
+    assert (stored.request_count, stored.failure_count) == (3, 1)
+    window = await model_store_stub.GetModelStatistics(
+        pb.GetModelStatisticsRequest(model_ids=[model.id], start_time=ts(now - timedelta(hours=1)))
+    )
+    counts = {c.outcome: c.count for b in window.statistics[0].buckets for c in b.outcome_counts}
+    assert counts == {
+        pbc.OUTCOME_WRONG_FORMAT: 1,
+        pbc.OUTCOME_ABANDONED: 1,
+        pbc.OUTCOME_BAD_ANSWER: 1,
+    }
+
+
 async def test_the_same_batch_sent_twice_counts_once(model_store_stub):
     model = await _model(model_store_stub)
     now = datetime.now(UTC)

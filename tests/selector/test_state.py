@@ -285,3 +285,76 @@ def test_a_probe_counts_in_the_budget_even_when_the_circuit_is_open() -> None:
     assert state.budget(1, T0 + 1).requests_today == 2
     state.on_outcome(1, SUCCESS, T0 + 2)
     assert state.availability(1, limits, T0 + 2).state == READY
+
+
+def test_by_default_a_circuit_opens_for_10_s_and_at_most_30_s() -> None:
+    state = LiveState()
+    fail(state, 1, T0, TIMEOUT)
+    assert state.availability(1, NONE, T0 + 9.9).state == OPEN
+    assert state.availability(1, NONE, T0 + 10).state == HALF_OPEN
+    for sent, open_seconds in ((T0 + 10, 20.0), (T0 + 30, 30.0), (T0 + 60, 30.0)):
+        assert state.acquire(1, NONE, sent)
+        state.on_outcome(1, TRANSIENT, sent + 0.5, started=sent)
+        assert state.availability(1, NONE, sent + open_seconds - 0.1).state == OPEN
+        assert state.availability(1, NONE, sent + open_seconds).state == HALF_OPEN
+
+
+def test_a_burst_of_failures_in_flight_together_counts_once() -> None:
+    state = LiveState(failure_threshold=3)
+    sent = [T0 + i * 0.01 for i in range(30)]
+    for at in sent:
+        assert state.acquire(1, NONE, at)
+    for index, at in enumerate(sent):
+        state.on_outcome(1, TRANSIENT, T0 + 1 + index * 0.01, started=at)
+    assert state.snapshot(1)["consecutive_failures"] == 1
+    assert state.availability(1, NONE, T0 + 2).state == READY
+    # Requests sent after a failure was seen are news: two more open the circuit.
+    for at in (T0 + 2, T0 + 3):
+        assert state.acquire(1, NONE, at)
+        state.on_outcome(1, TRANSIENT, at + 0.5, started=at)
+    assert state.snapshot(1)["consecutive_failures"] == 3
+    assert state.availability(1, NONE, T0 + 3.6).state == OPEN
+
+
+def test_stragglers_of_a_silent_provider_do_not_lengthen_the_open_time() -> None:
+    state = LiveState(circuit_open_seconds=10.0, circuit_max_open_seconds=30.0)
+    sent = [T0 + i for i in range(30)]
+    for at in sent:
+        assert state.acquire(1, NONE, at)
+    for at in sent:  # each times out 30 s after it was sent
+        state.on_outcome(1, TIMEOUT, at + 30, started=at)
+    saved = state.snapshot(1)
+    assert (saved["consecutive_failures"], saved["circuit_opened_at"]) == (1, T0 + 30)
+    assert state.availability(1, NONE, T0 + 40).state == HALF_OPEN
+
+
+def test_a_stragglers_success_neither_closes_the_circuit_nor_frees_the_trial() -> None:
+    state = LiveState(failure_threshold=1, circuit_open_seconds=10.0)
+    for sent in (T0, T0 + 0.5):  # in flight before the outage was seen
+        assert state.acquire(1, NONE, sent)
+    fail(state, 1, T0 + 1)
+    state.on_outcome(1, SUCCESS, T0 + 2, started=T0)
+    assert state.availability(1, NONE, T0 + 2).state == OPEN
+    assert state.acquire(1, NONE, T0 + 11)  # the trial
+    assert not state.acquire(1, NONE, T0 + 11.5)
+    state.on_outcome(1, TRANSIENT, T0 + 12, started=T0 + 0.5)
+    assert not state.acquire(1, NONE, T0 + 12)  # still one trial at a time
+    state.on_outcome(1, SUCCESS, T0 + 13, started=T0 + 11)
+    assert state.availability(1, NONE, T0 + 13).state == READY
+    assert state.snapshot(1)["consecutive_failures"] == 0
+
+
+def test_a_provider_back_after_an_outage_is_tried_within_30_s() -> None:
+    state = LiveState(circuit_open_seconds=10.0, circuit_max_open_seconds=30.0)
+    now = T0
+    fail(state, 1, now, TIMEOUT)
+    back_at = T0 + 300
+    while True:
+        now += 0.5  # traffic: a request every half second
+        if not state.acquire(1, NONE, now):
+            continue
+        if now >= back_at:
+            break
+        state.on_outcome(1, TRANSIENT, now + 0.1, started=now)
+    assert now - back_at <= 30.0
+    assert state.snapshot(1)["consecutive_failures"] < 20

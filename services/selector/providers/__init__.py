@@ -1,7 +1,7 @@
 """Provider adapters: call one model over its wire format and classify every failure.
 
 target = resolve_target(model, os.environ)          # MissingCredentials if a key is unset
-client = await ProviderClient.open()
+client = await ProviderClient.open(max_connections=512)
 result = await client.complete(target, ChatRequest(prompt="…"), timeout=20)
 # ChatResult on success; ProviderError(outcome, http_status, retry_after, message) otherwise
 """
