@@ -178,7 +178,7 @@ class Engine:
             pinned = catalog.by_name.get(prompt.model_name)
             if pinned is None:
                 raise errors.NotFound(
-                    f"model_name: no model named {prompt.model_name!r}; "
+                    f"model_name: no model named {errors.echo(prompt.model_name)}; "
                     "GET /api/v1/models/stats lists the names"
                 )
         needs = Needs(
@@ -537,7 +537,7 @@ class Engine:
         wanted = list(names)
         unknown = [n for n in wanted if n not in catalog.by_name]
         if unknown:
-            raise errors.NotFound(f"model_names: no model named {unknown[0]!r}")
+            raise errors.NotFound(f"model_names: no model named {errors.echo(unknown[0])}")
         entries = (
             [catalog.entries[catalog.by_name[n]] for n in wanted]
             if wanted
