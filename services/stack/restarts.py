@@ -74,7 +74,7 @@ async def keep_running(supervisor: Supervisor, name: str, policy: RestartPolicy,
     """
     deaths = Deaths(policy)
     child = supervisor.children[name]
-    # asyncio.wait, not `await child.exited`: cancelling this loop must not cancel that task.
+    # Not `await child.exited`: cancelling this loop must not cancel that task.
     await asyncio.wait({child.exited})
     reason = exit_reason(child.exited.result())
     while True:

@@ -229,7 +229,8 @@ class Supervisor:
             await asyncio.sleep(self.poll_seconds)
         if _group_alive(pgid):
             _signal_group(pgid, signal.SIGKILL)
-        await child.exited
+        # Not `await child.exited`: a cancelled caller (a restart) must not cancel that task.
+        await asyncio.wait({child.exited})
         await self._sweep(child.tag)
 
     async def sweep_stack(self, stack_id: str) -> int:

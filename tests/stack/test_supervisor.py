@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import stat
@@ -251,24 +252,16 @@ async def test_a_service_that_keeps_dying_makes_the_stack_give_up(
     assert marked_processes(marker) == []
 
 
+def _later_starts(spec: ServiceSpec, flag: Path, later: str) -> ServiceSpec:
+    """`spec`, but every start after the first runs the shell code `later` ("$@": the command)."""
+    script = f'if test -e {flag}; then {later}; fi; touch {flag}; exec "$@"'
+    return dataclasses.replace(spec, argv=["/bin/sh", "-c", script, "sh", *spec.argv])
+
+
 async def test_a_restart_that_fails_to_start_counts_as_a_death(supervisor, standin, tmp_path):
     said: list[str] = []
     ready, say = _until_ready(said)
-    once = tmp_path / "started-once"
-    # Serves the first time; every later start exits before it is ready.
-    spec = standin("once", "--serve-for", "600")
-    spec = ServiceSpec(
-        spec.name,
-        [
-            "/bin/sh",
-            "-c",
-            f'test -e {once} && exit 5; touch {once}; exec "$0" "$@"',
-            *spec.argv,
-        ],
-        spec.ready,
-        spec.env,
-        ready_timeout_seconds=spec.ready_timeout_seconds,
-    )
+    spec = _later_starts(standin("once"), tmp_path / "started", "exit 5")
     policy = RestartPolicy(limit=1, window_seconds=60, first_delay_seconds=0.05)
     running = asyncio.ensure_future(run_stack(_stack((spec,), tmp_path), supervisor, say, policy))
     await asyncio.wait_for(ready.wait(), 30)
@@ -282,6 +275,31 @@ async def test_a_restart_that_fails_to_start_counts_as_a_death(supervisor, stand
         line.startswith("once exited with code 5 before it was ready: 2 deaths within 60 s")
         for line in said
     )
+
+
+async def test_stopping_while_a_service_restarts_leaves_nothing(
+    supervisor, standin, tmp_path, marker
+):
+    said: list[str] = []
+    ready, say = _until_ready(said)
+    spec = _later_starts(standin("slow"), tmp_path / "started", 'exec "$@" --ready-after 600')
+    policy = RestartPolicy(first_delay_seconds=0.05)
+    running = asyncio.ensure_future(run_stack(_stack((spec,), tmp_path), supervisor, say, policy))
+    await asyncio.wait_for(ready.wait(), 30)
+    first = supervisor.children["slow"]
+
+    os.kill(first.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while first.log_path.read_text().count("slow starting") < 2:
+        assert time.monotonic() < deadline, first.log_path.read_text()
+        await asyncio.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGTERM)
+    code = await asyncio.wait_for(running, 30)
+
+    assert code == 0
+    assert not any(line.startswith("slow is back") for line in said)
+    assert said[-2:] == ["stopping ...", "stopped"]
+    assert marked_processes(marker) == []
 
 
 async def test_a_closed_output_pipe_stops_the_stack(supervisor, standin, tmp_path, marker):
