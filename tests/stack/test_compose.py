@@ -96,6 +96,11 @@ def test_every_long_running_service_has_a_healthcheck_and_waits_for_its_dependen
         assert conditions <= {"service_healthy", "service_completed_successfully"}, name
 
 
+def test_every_long_running_service_is_restarted_when_it_dies_as_in_make_run(compose):
+    for name in SERVICES - {"migrate"}:
+        assert compose["services"][name]["restart"] in {"unless-stopped", "on-failure"}, name
+
+
 def test_only_envoy_publishes_a_port(compose):
     published = {name for name, s in compose["services"].items() if s.get("ports")}
     assert published == {"envoy"}
