@@ -10,13 +10,15 @@ import signal
 import socket
 import stat
 import time
+from collections import Counter
 from pathlib import Path
 
-import grpc
 import httpx
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
-from aiselector.v1 import model_store_pb2, model_store_pb2_grpc
-from services.common.channels import open_channel
 from services.simulator.environ import read_providers
 from services.stack.plan import MODEL_STORE_SERVICE, free_port
 from services.stack.readiness import GrpcServing
@@ -208,27 +210,6 @@ async def read_until(process: asyncio.subprocess.Process, output: list[str], sta
     return output[-1]
 
 
-async def ask(client: httpx.AsyncClient, url: str, user_id: str) -> None:
-    reply = await client.post(url, json={"prompt": "Are you there?", "user_id": user_id})
-    assert reply.status_code == 200, reply.text
-
-
-async def wait_until_recorded(store: model_store_pb2_grpc.ModelStoreStub, user_id: str) -> None:
-    """Waits until ModelStore holds a prompt record of `user_id` (it may be restarting)."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            reply = await store.ListPromptHistory(
-                model_store_pb2.ListPromptHistoryRequest(user_id=user_id), timeout=5
-            )
-            if reply.records:
-                return
-        except grpc.aio.AioRpcError:
-            pass
-        assert time.monotonic() < deadline, f"no record of {user_id}"
-        await asyncio.sleep(0.2)
-
-
 async def wait_until_gone(marker: tuple[str, str], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while left := marked_processes(marker):
@@ -236,7 +217,82 @@ async def wait_until_gone(marker: tuple[str, str], seconds: float) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_a_killed_model_store_comes_back_with_its_data_and_a_killed_supervisor_leaves_nothing(
+class Load:
+    """Clients asking through Envoy without pause; each answered prompt has its own text."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self.client = client
+        self.url = url
+        self.answered: dict[str, dict] = {}  # prompt text -> reply
+        self.failed: list[str] = []
+        self._stop = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+
+    def start(self, workers: int) -> None:
+        self._workers = [asyncio.create_task(self._work(i)) for i in range(workers)]
+
+    async def _work(self, worker: int) -> None:
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            prompt = f"load {worker}-{n}"
+            reply = await self.client.post(self.url, json={"prompt": prompt, "user_id": "load"})
+            if reply.status_code == 200:
+                self.answered[prompt] = reply.json()
+            else:
+                self.failed.append(f"{reply.status_code} {reply.text[:200]}")
+
+    async def until_answered(self, count: int) -> None:
+        async with asyncio.timeout(120):
+            while len(self.answered) < count:  # noqa: ASYNC110 - workers add replies, no event
+                await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._workers)
+
+
+def database_url(data_dir: Path) -> str:
+    """The embedded PostgreSQL of `make run`, over its Unix socket (postmaster.pid, line 5)."""
+    socket_dir = (data_dir / "postgres" / "postmaster.pid").read_text().splitlines()[4]
+    return f"postgresql+asyncpg://postgres@/postgres?host={socket_dir}"
+
+
+async def ledger(data_dir: Path, request_ids: list[str]) -> tuple[Counter[str], Counter[str]]:
+    """History rows per prompt text of the load, and attempt rows per request id."""
+    engine = create_async_engine(database_url(data_dir), poolclass=NullPool)
+    prompts = "SELECT prompt_text, count(*) FROM prompt_history WHERE user_id = 'load' GROUP BY 1"
+    attempts = (
+        "SELECT request_id, count(*) FROM model_attempts WHERE request_id = ANY(:ids) GROUP BY 1"
+    )
+    try:
+        async with engine.connect() as db:
+            rows = await db.execute(text(prompts))
+            counts = await db.execute(text(attempts), {"ids": request_ids})
+            return Counter(dict(rows.all())), Counter(dict(counts.all()))
+    finally:
+        await engine.dispose()
+
+
+async def assert_every_answer_recorded_once(data_dir: Path, load: Load) -> None:
+    """Every answered prompt has one history row and as many attempt rows as its reply says."""
+    prompts = Counter(list(load.answered))
+    attempts = Counter({r["request_id"]: r["attempts"] for r in load.answered.values()})
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            stored = await ledger(data_dir, list(attempts))
+        except (OSError, SQLAlchemyError):
+            stored = (Counter(), Counter())
+        if stored == (prompts, attempts) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    missing = len(prompts - stored[0])
+    assert stored[0] == prompts, f"{missing} of {len(prompts)} answered prompts not in history"
+    assert stored[1] == attempts, "attempt rows differ from the replies' attempt counts"
+
+
+async def test_model_store_killed_under_load_loses_no_record_and_killed_supervisor_leaves_nothing(
     data_dir,
 ):
     marker = new_marker()
@@ -252,28 +308,27 @@ async def test_a_killed_model_store_comes_back_with_its_data_and_a_killed_superv
             for name in ("services.simulator", "services.selector", "services.health", "envoy.yaml")
         }
         assert all(len(pids) == 1 for pids in others.values()), others
-        async with (
-            httpx.AsyncClient(timeout=90) as client,
-            open_channel(model_store, private=True) as channel,
-        ):
-            store = model_store_pb2_grpc.ModelStoreStub(channel)
-            await ask(client, url, "before-the-kill")
-            await wait_until_recorded(store, "before-the-kill")
+        async with httpx.AsyncClient(timeout=90) as client:
+            load = Load(client, url)
+            load.start(workers=6)
+            await load.until_answered(60)
             [data] = marked_processes(marker, b"services.data")
 
             killed = time.monotonic()
             os.kill(data, signal.SIGKILL)
             await read_until(process, output, "data is back")
             print(f"data service SERVING again {time.monotonic() - killed:.1f} s after kill -9")
+            await load.until_answered(len(load.answered) + 60)
+            await load.stop()
 
             log = data_dir / "logs" / "data.log"
             assert f"data was killed by SIGKILL (log: {log}); restarting it in 0.5 s" in output
             assert await GrpcServing(model_store, MODEL_STORE_SERVICE)()
             assert marked_processes(marker, b"services.data") not in ([], [data])
             assert {name: marked_processes(marker, name.encode()) for name in others} == others
-            await wait_until_recorded(store, "before-the-kill")
-            await ask(client, url, "after-the-kill")
-            await wait_until_recorded(store, "after-the-kill")
+            assert load.failed == [], load.failed[:5]
+            await assert_every_answer_recorded_once(data_dir, load)
+            print(f"{len(load.answered)} prompts answered under load, every one recorded once")
 
         [supervisor] = marked_processes(marker, b"services.stack")
         os.kill(supervisor, signal.SIGKILL)
