@@ -111,8 +111,8 @@ def test_limits_are_set():
     assert thresholds["max_pending_requests"] == 256
     manager = connection_manager(config)
     assert manager["http2_protocol_options"]["max_concurrent_streams"] == 100
-    assert manager["max_request_headers_kb"] == 4
-    assert manager["common_http_protocol_options"]["max_headers_count"] == 50
+    assert manager["max_request_headers_kb"] == 16
+    assert manager["common_http_protocol_options"]["max_headers_count"] == 100
 
 
 def test_timeouts_cut_silent_and_slow_clients_but_not_long_answers():

@@ -295,7 +295,7 @@ async def test_request_headers_either_reach_the_selector_or_get_431_never_429(ht
     # The Selector's gRPC server answers metadata over its limit with RESOURCE_EXHAUSTED (429, an
     # invitation to retry); Envoy's header limits must refuse such a request first.
     statuses = set()
-    for size in [*range(2_000, 4_400, 100), 8_000, 12_000, 16_000, 50_000]:
+    for size in [2_000, 8_000, *range(14_000, 16_800, 100), 20_000, 50_000]:
         headers = {f"x-filler-{i:02d}": "f" * 10 for i in range(40)}
         headers["x-client-id"] = "c" * size
         statuses.add((await http.post(PROCESS, json={"prompt": "hi"}, headers=headers)).status_code)
