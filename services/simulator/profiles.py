@@ -50,10 +50,7 @@ _OPENAI_FAMILY = {
     "requests_minute": "requests",
     "requests_day": "requests-day",
     "tokens_minute": "tokens",
-    "too_large": "tokens",
 }
-_WINDOW = {"too_large": "tokens_minute"}
-_QUOTA_WINDOWS = ("requests_minute", "requests_day", "tokens_minute")
 _GPT_OSS_EFFORTS = (None, "low", "medium", "high")
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 
@@ -148,13 +145,14 @@ class Profile:
         budget = decision.budget
         if budget is None or not budget.counted or not self.rate_limit_headers:
             return {}
-        if decision.refusal is not None:
-            names = [decision.refusal.window]
+        refused = decision.refusal
+        if refused is not None:
+            names = ["tokens_minute" if refused.window == "too_large" else refused.window]
         else:
-            names = [n for n in _QUOTA_WINDOWS if getattr(budget, n).limit is not None]
+            names = [n for n in _OPENAI_FAMILY if getattr(budget, n).limit is not None]
         headers: dict[str, str] = {}
         for name in names:
-            window: Window = getattr(budget, _WINDOW.get(name, name))
+            window: Window = getattr(budget, name)
             family = _OPENAI_FAMILY[name]
             headers[f"x-ratelimit-limit-{family}"] = str(window.reported_limit)
             headers[f"x-ratelimit-remaining-{family}"] = str(window.remaining)
@@ -232,6 +230,7 @@ class Groq(Profile):
 
     name = "groq"
     requires_credential = True
+    usage_in_final_chunk = True  # and under x_groq.usage (groq/stream_success)
     statuses: ClassVar[dict[int, str]] = {
         401: "unauthorized",
         404: "unknown_model",

@@ -9,7 +9,8 @@ GET  /{provider}/v1/models, /openrouter/api/v1/models, /gemini/v1beta/models,
      /client/v4/accounts/{account}/ai/models/search, /cloudflare/models/search   model lists
      (how a configured base URL maps to them: `services/simulator/listing.py`)
 PUT  /_sim/scripts    replace the scenario (JSON body, same shape as a scenario file)
-GET  /_sim/log        every request received: time, provider, model, outcome, status, chunks, …
+GET  /_sim/log        every request received: time, provider, model, path, outcome, status,
+                      stream, chunks (content chunks streamed), client_gone, …
 POST /_sim/reset      clear the log and all quota / sequence state; models as the scenario says
 GET  /_sim/models     the models each provider serves now
 PUT  /_sim/providers/{provider}/models           replace them: `{"models": [...]}`

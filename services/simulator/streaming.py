@@ -1,11 +1,12 @@
 """Streamed answers as Server-Sent Events in both wire formats, with the scripted stream faults.
 
 OpenAI-compatible: `data: {chat.completion.chunk}` events — a role chunk, content deltas, a finish
-chunk, usage (a separate chunk when `stream_options.include_usage`; Groq also `x_groq.usage`;
-OpenRouter always in the finish chunk), then `data: [DONE]`. OpenRouter sends
-`: OPENROUTER PROCESSING` comment lines until the first content. Gemini (`alt=sse`): every event is
-a whole `GenerateContentResponse`, events end with a blank line (`\\r\\n\\r\\n`), the last carries
-`finishReason` and the final `usageMetadata`, and there is no `[DONE]`.
+chunk, usage (a separate chunk when `stream_options.include_usage`; Groq and OpenRouter always put
+it in the finish chunk, Groq also under `x_groq.usage`, as recorded), then `data: [DONE]`.
+OpenRouter sends `: OPENROUTER PROCESSING` comment lines until the first content. Gemini
+(`alt=sse`): every event is a whole `GenerateContentResponse`, events end with a blank line
+(`\\r\\n\\r\\n`), the last carries `finishReason` and the final `usageMetadata`, and there is no
+`[DONE]`.
 
 Timeline: response headers (after the script's `latency`), `first_token_delay`, the first chunk,
 then `chunk_delay` between content chunks. Faults after `fault_after` content chunks:
@@ -112,10 +113,9 @@ class _Stream:
         extra: list[dict[str, Any]] = []
         if self.with_usage:
             usage = openai_usage(*usage_counts(self.call, answer))
-            groq = self.profile.name == "groq"
-            if groq:
+            if self.profile.name == "groq":
                 last["x_groq"] = {"id": f"req_sim{self.created}", "usage": usage}
-            if self.profile.usage_in_final_chunk or (groq and self.call.include_usage):
+            if self.profile.usage_in_final_chunk:
                 last["usage"] = usage
             elif self.call.include_usage:
                 extra.append({**self.chunk({}), "choices": [], "usage": usage})

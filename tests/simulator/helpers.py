@@ -92,7 +92,7 @@ class Stream:
     text: str = ""
     ended: bool = False  # the server closed the stream cleanly
     broken: bool = False  # the connection failed mid-body
-    arrivals: list[float] = field(default_factory=list)  # seconds after the headers, per read
+    reads: list[tuple[float, str]] = field(default_factory=list)  # (seconds after headers, text)
 
     def data(self, separator: str = "\n\n") -> list[str]:
         """The `data:` payloads, in order."""
@@ -122,7 +122,7 @@ async def read_stream(
         async with asyncio.timeout(max(0.0, deadline - started)):
             async for data in response.content.iter_any():
                 seen.text += data.decode()
-                seen.arrivals.append(time.monotonic() - started)
+                seen.reads.append((time.monotonic() - started, data.decode()))
         seen.ended = True
     except TimeoutError:
         pass
