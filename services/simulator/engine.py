@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from services.simulator.call import Call
+from services.simulator.call import GEMINI, Call
 from services.simulator.profiles import profile_named
 from services.simulator.script import STREAM_FAULTS, ModelSpec, Quota, Scenario, Script
 
@@ -53,7 +53,7 @@ class Refusal:
     limit: int
     used: int
     requested: int
-    wait: float
+    wait: float | None  # None: waiting never helps (one request larger than the limit)
 
 
 @dataclass(frozen=True)
@@ -109,19 +109,6 @@ class _Budget:
     tokens: _Window = field(default_factory=_Window)
 
 
-def go_duration(seconds: float) -> str:
-    """Seconds as an OpenAI/Groq-style reset duration: `7.66s`, `1m30s`, `2h0m5s`."""
-    seconds = max(0.0, seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{secs:.2f}".rstrip("0").rstrip(".") + "s"
-    if hours:
-        return f"{int(hours)}h{int(minutes)}m{text}"
-    if minutes:
-        return f"{int(minutes)}m{text}"
-    return text
-
-
 class Engine:
     """Holds the scenario, the models each provider serves and the per-model state; `decide` runs
     once per request."""
@@ -157,7 +144,7 @@ class Engine:
         spec = declared.get(model)
         if spec is None or not spec.active:
             return False
-        return provider != "gemini" or "generateContent" in spec.methods
+        return provider != GEMINI or "generateContent" in spec.methods
 
     def decide(self, call: Call) -> Decision:
         """What to do with `call`."""
@@ -244,7 +231,7 @@ def _take(budget: _Budget, quota: Quota, now: float, tokens: int) -> Refusal | N
     budget.tokens.expire(now, quota.window_seconds)
     tpm = quota.tokens_per_minute
     if tpm is not None and tokens > tpm:
-        return Refusal("too_large", tpm, budget.tokens.count, tokens, 0.0)
+        return Refusal("too_large", tpm, budget.tokens.count, tokens, None)
     for name, window, limit, length, amount in (
         ("requests_day", budget.day, quota.per_day, quota.day_seconds, 1),
         ("requests_minute", budget.minute, quota.per_minute, quota.window_seconds, 1),

@@ -5,7 +5,12 @@ A profile words every failure the engine decides. Where a provider's recordings 
 reply is the recording with our model, limits and waits written in; where they do not, it is a
 generic text in the provider's own envelope. Messages carry the `[simulated]` prefix (match them by
 substring); no error body gets an extra field, so envelopes keep exactly the recorded keys.
-`default` is the OpenAI-compatible behaviour for providers without a profile of their own.
+Rate-limit headers report the script's `quota` (on every reply where the provider sends them on
+every reply): a script without a quota has no budget to report and sends none. Waits: a quota
+refusal announces what the provider would; a scripted `retry_after` is announced where the
+provider puts waits (Retry-After, Gemini's RetryInfo) — Cerebras, which sends no Retry-After of its
+own, sends one only when a script asks for it. `default` is the OpenAI-compatible behaviour (as
+before profiles) for providers without a profile of their own.
 """
 
 from __future__ import annotations

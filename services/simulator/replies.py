@@ -81,8 +81,7 @@ def build_reply(call: Call, decision: Decision) -> Reply:
         body = _gemini_body(call, answer, usage=decision.script.usage)
     else:
         body = _openai_body(call, answer, usage=decision.script.usage)
-    outcome = "ok" if decision.behaviour in STREAM_FAULTS else str(decision.behaviour)
-    return Reply(200, body, outcome, success_headers(decision))
+    return Reply(200, body, str(decision.behaviour), success_headers(decision))
 
 
 def _gemini_body(call: Call, answer: Answer, *, usage: bool) -> dict[str, Any]:

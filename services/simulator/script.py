@@ -122,8 +122,8 @@ class Quota(_Strict):
     single request larger than `tokens_per_minute` is refused outright (Groq: HTTP 413).
 
     A window starts at its first request. `window_seconds`/`day_seconds` scale time down in tests.
-    `scope: account` shares one budget among every model of the provider that uses this script
-    (OpenRouter's `:free` daily cap, Cloudflare's neurons); `model` (default) gives each its own.
+    `scope: account` shares one budget among the provider's models whose quota says so (as
+    OpenRouter's `:free` daily cap and Cloudflare's neurons do); `model` (default): one each.
     """
 
     per_minute: int | None = Field(default=None, gt=0)
@@ -245,7 +245,7 @@ class Scenario(_Strict):
             provider, _, model = key.partition("/")
             if not provider or not model:
                 raise ValueError(f"script key {key!r} must be 'provider/model' or 'provider/*'")
-            if (script.profile == GEMINI) != (provider == GEMINI) and script.profile is not None:
+            if script.profile is not None and (script.profile == GEMINI) != (provider == GEMINI):
                 raise ValueError(f"script {key!r}: only the gemini provider speaks profile gemini")
         return value
 

@@ -124,11 +124,11 @@ def _holder(request: web.Request, state: SimulatorState, entry: dict[str, Any]) 
                 entry["client_gone"] = True
                 return True
             now = loop.time()
-            if deadline is not None and now >= deadline:
-                return False
             if ping is not None and now >= next_ping:
                 await ping()
                 next_ping = now + KEEPALIVE_SECONDS
+            if deadline is not None and now >= deadline:
+                return False
             step = _POLL_SECONDS if deadline is None else min(_POLL_SECONDS, deadline - now)
             try:
                 async with asyncio.timeout(step):

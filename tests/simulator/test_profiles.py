@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from services.simulator.script import load_scenario
+from services.simulator.profiles import PROFILES
+from services.simulator.script import PROFILE_NAMES, load_scenario
 from tests.simulator.helpers import PREFIX, ask, keys, missing, recorded, unmark
 
 GO_DURATION = re.compile(r"^(\d+h)?(\d+m)?\d+(\.\d+)?s$")
@@ -376,6 +377,10 @@ async def test_profile_can_be_named_by_any_provider_and_alpha_stays_openai_style
     assert headers["retry-after"] == "3"
     assert openai_style["error"]["code"] == "rate_limit_exceeded"
     assert openai_style["error"]["message"].startswith(PREFIX)
+
+
+def test_every_profile_a_scenario_may_name_exists():
+    assert set(PROFILES) == PROFILE_NAMES
 
 
 def test_a_gemini_profile_outside_gemini_is_refused():
