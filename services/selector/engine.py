@@ -664,15 +664,17 @@ def _unsuitable(usable: list[ModelSpec], needs: Needs) -> tuple[str, str] | None
         fitting = [s for s in fitting if s.supports_json]
         if not fitting:
             return ("response_format.type", "no configured model with these tags does json_object")
-    rooms = [prompt_room(s) for s in fitting]
-    if all(rooms) and needs.prompt_tokens > max(room[0] for room in rooms if room):
-        largest, why = max(room for room in rooms if room)
-        return (
-            "prompt",
-            f"too long for every configured model: about {needs.prompt_tokens} tokens, at most "
-            f"{largest} fit (set by a {why} and the output tokens asked for)",
-        )
-    return None
+    rooms = [room for room in map(prompt_room, fitting) if room is not None]
+    if len(rooms) < len(fitting):
+        return None
+    largest, why = max(rooms)
+    if needs.prompt_tokens <= largest:
+        return None
+    return (
+        "prompt",
+        f"too long for every configured model: about {needs.prompt_tokens} tokens, at most "
+        f"{largest} fit (set by a {why} and the output tokens asked for)",
+    )
 
 
 def _prompt_violation(attempt: selector_pb2.AttemptSummary) -> tuple[str, str]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
 
 from google.protobuf import timestamp_pb2
 
@@ -67,23 +66,21 @@ def account_name(model: common_pb2.Model) -> str:
     return f"{model.provider}/{model.api_key_env}" if model.api_key_env else model.provider
 
 
-def _budgets(limits: common_pb2.ModelLimits, kind: type[Quota] = Quota, **more: Any) -> Any:
-    return kind(
+def _quota(limits: common_pb2.ModelLimits) -> Quota:
+    return Quota(
         requests_per_minute=limits.requests_per_minute,
         requests_per_day=limits.requests_per_day,
         tokens_per_minute=limits.tokens_per_minute,
         tokens_per_day=limits.tokens_per_day,
-        **more,
     )
 
 
 def to_limits(model: common_pb2.Model) -> Limits:
     """A model's budgets, its account's, and the zone of its provider's day."""
-    return _budgets(
-        model.limits,
-        Limits,
+    return Limits(
+        **asdict(_quota(model.limits)),
         account=account_name(model),
-        account_quota=_budgets(model.account_limits),
+        account_quota=_quota(model.account_limits),
         zone=daily_reset_zone(model.provider, model.api_format),
     )
 

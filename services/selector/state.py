@@ -51,18 +51,6 @@ class Quota:
     tokens_per_minute: int = 0
     tokens_per_day: int = 0
 
-    @property
-    def declared(self) -> bool:
-        """Whether any budget is declared."""
-        return any(
-            (
-                self.requests_per_minute,
-                self.requests_per_day,
-                self.tokens_per_minute,
-                self.tokens_per_day,
-            )
-        )
-
 
 @dataclass(frozen=True)
 class Limits(Quota):
@@ -446,7 +434,7 @@ class LiveState:
         block = model.counter.block(quota, now, est_tokens, self.minute_seconds, note)
         if block is not None:
             return Availability(OUT_OF_BUDGET, *block)
-        if account is not None and limits.account_quota.declared:
+        if account is not None:
             block = account.counter.block(
                 limits.account_quota, now, est_tokens, self.minute_seconds
             )
