@@ -154,7 +154,8 @@ def _limits(
     return {keys[key]: _expect(raw, key, int, f"{where} {name}", 0) for key in keys if key in raw}
 
 
-_PROVIDER_KEYS = {
+# Fields a `providers:` and a `models:` entry may have (the catalog header documents each).
+PROVIDER_FIELDS = {
     "name",
     "api_format",
     "api_endpoint",
@@ -164,7 +165,7 @@ _PROVIDER_KEYS = {
     "account_limits",
     "active",
 }
-_MODEL_KEYS = {
+MODEL_FIELDS = {
     "name",
     "provider",
     "provider_model_id",
@@ -194,7 +195,7 @@ def parse_catalog(document: Any) -> list[ModelSpec]:
             raise CatalogError(f"providers[{index}]: must be a mapping")
         name = _expect(entry, "name", str, f"providers[{index}]", "")
         where = f"provider `{name}`" if name else f"providers[{index}]"
-        _check_keys(entry, _PROVIDER_KEYS, where)
+        _check_keys(entry, PROVIDER_FIELDS, where)
         if name in providers:
             raise CatalogError(f"{where}: field `name` is repeated")
         providers[name] = entry
@@ -205,7 +206,7 @@ def parse_catalog(document: Any) -> list[ModelSpec]:
             raise CatalogError(f"models[{index}]: must be a mapping")
         name = _expect(entry, "name", str, f"models[{index}]", "")
         where = f"model `{name}`" if name else f"models[{index}]"
-        _check_keys(entry, _MODEL_KEYS, where)
+        _check_keys(entry, MODEL_FIELDS, where)
         if name in seen:
             raise CatalogError(f"{where}: field `name` is repeated")
         seen.add(name)

@@ -16,6 +16,8 @@ from services.data.app import start_model_store
 from services.data.catalog import (
     ACCOUNT_LIMIT_KEYS,
     LIMIT_KEYS,
+    MODEL_FIELDS,
+    PROVIDER_FIELDS,
     TAGS,
     CatalogError,
     load_catalog,
@@ -53,22 +55,7 @@ def test_repo_catalog_is_valid_and_current(catalog_path):
 
 def test_catalog_header_documents_every_field(catalog_path):
     header = catalog_path.read_text(encoding="utf-8").split("\nproviders:")[0]
-    fields = {
-        *TAGS,
-        *LIMIT_KEYS,
-        *ACCOUNT_LIMIT_KEYS,
-        "api_format",
-        "api_endpoint",
-        "api_key_env",
-        "base_url_env",
-        "limits",
-        "account_limits",
-        "active",
-        "provider_model_id",
-        "supports_json",
-        "reasoning",
-        "tags",
-    }
+    fields = {*TAGS, *LIMIT_KEYS, *ACCOUNT_LIMIT_KEYS, *PROVIDER_FIELDS, *MODEL_FIELDS}
     assert {name for name in fields if name not in header} == set()
 
 

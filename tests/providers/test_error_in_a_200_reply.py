@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from aiselector.v1 import common_pb2
-from services.selector.providers import ChatRequest, ProviderClient, ProviderError, Scope, Target
+from services.selector.providers import ChatRequest, ProviderError, Scope, Target
 from services.selector.providers.waits import local_day
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "openrouter"
@@ -43,13 +43,6 @@ async def replies() -> AsyncIterator[tuple[_Replies, str]]:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     yield server, f"http://127.0.0.1:{port}/api/v1"
     await runner.cleanup()
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[ProviderClient]:
-    provider_client = await ProviderClient.open(max_connections=4)
-    yield provider_client
-    await provider_client.close()
 
 
 def _openrouter(base_url: str) -> Target:
