@@ -113,6 +113,13 @@ class AiModel(Base):
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list, server_default="{}")
     supports_json: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     reasoning: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # Budgets the provider counts over every model of the account (provider + api_key_env).
+    account_requests_per_minute: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    account_requests_per_day: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    account_tokens_per_minute: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default="0"
+    )
+    account_tokens_per_day: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     cooldown_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cooldown_reason: Mapped[str] = mapped_column(Text, default="", server_default="")

@@ -16,10 +16,25 @@ from aiselector.v1 import common_pb2, selector_pb2
 from services.common import errors
 from services.selector import metrics
 from services.selector.bookkeeping import Recorder
-from services.selector.policy import Candidate, ModelSpec, Needs, Plan, estimate_tokens, plan
-from services.selector.providers import ChatRequest, ChatResult, ProviderClient, ProviderError
+from services.selector.policy import (
+    Candidate,
+    ModelSpec,
+    Needs,
+    Plan,
+    estimate_tokens,
+    plan,
+    prompt_room,
+)
+from services.selector.providers import (
+    ChatRequest,
+    ChatResult,
+    ProviderClient,
+    ProviderError,
+    Scope,
+    output_limit,
+)
 from services.selector.snapshot import Catalog, Entry
-from services.selector.state import LiveState
+from services.selector.state import Budget, LiveState, Quota
 from services.selector.stats import StatsBook
 from services.selector.validation import PromptInput
 
@@ -327,6 +342,7 @@ class Engine:
         started = time.monotonic()
         result: ChatResult | None = None
         retry_after: float | None = None
+        scope = Scope.MODEL
         try:
             assert entry.target is not None
             result = await self.providers.complete(
@@ -335,7 +351,7 @@ class Engine:
             outcome, status, message = common_pb2.OUTCOME_SUCCESS, result.http_status, ""
         except ProviderError as error:
             outcome, status, message = error.outcome, error.http_status, error.message
-            retry_after = error.retry_after
+            retry_after, scope = error.retry_after, error.scope
         except asyncio.CancelledError:
             self._react(
                 entry,
@@ -348,6 +364,7 @@ class Engine:
                 0,
                 "abandoned: the caller went away",
                 None,
+                Scope.MODEL,
             )
             raise
         except Exception:
@@ -364,6 +381,7 @@ class Engine:
             status,
             message,
             retry_after,
+            scope,
         )
         summary = selector_pb2.AttemptSummary(
             model=spec.name,
@@ -387,6 +405,7 @@ class Engine:
         status: int,
         message: str,
         retry_after: float | None,
+        scope: Scope,
     ) -> int:
         """Feeds one attempt's outcome to live state, statistics, records, metrics and logs.
 
@@ -404,6 +423,7 @@ class Engine:
             tokens=tokens,
             message=message,
             http_status=status,
+            scope=scope,
         )
         self.stats.add(spec.model_id, outcome, latency_ms, tokens, started_wall)
         attempt = common_pb2.Attempt(
@@ -481,6 +501,7 @@ class Engine:
         for candidate in candidates:
             spec, window, availability = candidate.spec, candidate.window, candidate.availability
             budget = self.live.budget(spec.model_id, now)
+            account = self.live.account_budget(spec.model_id, now)
             excluded = current.excluded.get(spec.model_id)
             row = selector_pb2.ModelStats(
                 id=spec.model_id,
@@ -497,17 +518,13 @@ class Engine:
                 is_active=spec.is_active,
                 state=excluded.state if excluded else availability.state,  # type: ignore[arg-type]
                 state_reason=excluded.reason if excluded else availability.reason,
-                budget=selector_pb2.BudgetUsage(
-                    requests_last_minute=budget.requests_last_minute,
-                    requests_per_minute=spec.limits.requests_per_minute,
-                    requests_today=budget.requests_today,
-                    requests_per_day=spec.limits.requests_per_day,
-                    tokens_today=budget.tokens_today,
-                    tokens_per_day=spec.limits.tokens_per_day,
-                ),
+                budget=_usage(budget, spec.limits),
                 tags=sorted(spec.tags),
                 rank=rank.get(spec.model_id, 0),
+                account=spec.limits.account,
             )
+            if account is not None:
+                row.account_budget.CopyFrom(_usage(account, spec.limits.account_quota))
             until = excluded.until if excluded else availability.until
             if until:
                 row.available_at.CopyFrom(_timestamp(until))
@@ -548,7 +565,10 @@ class Engine:
         async def one(entry: Entry) -> selector_pb2.ProviderTestResult:
             spec = entry.spec
             row = selector_pb2.ProviderTestResult(provider=spec.provider, model=spec.name)
-            skip = entry.credentials_error or self._probe_skip_reason(entry, time.time())
+            tokens = estimate_tokens(self.probe_prompt) + output_limit(
+                self.probe_max_output_tokens, reasoning=entry.model.reasoning
+            )
+            skip = entry.credentials_error or self._probe_skip_reason(entry, time.time(), tokens)
             if skip:
                 row.status, row.error = selector_pb2.TEST_STATUS_SKIPPED, skip
                 return row
@@ -558,7 +578,7 @@ class Engine:
                     row.status = selector_pb2.TEST_STATUS_SKIPPED
                     row.error = "not probed: the call's deadline left no time for it"
                     return row
-                self.live.acquire_probe(spec.model_id, time.time())
+                self.live.acquire_probe(spec.model_id, time.time(), tokens)
                 chat = ChatRequest(
                     prompt=self.probe_prompt, max_output_tokens=self.probe_max_output_tokens
                 )
@@ -588,25 +608,51 @@ class Engine:
             results=rows,
         )
 
-    def _probe_skip_reason(self, entry: Entry, now: float) -> str:
-        """Why a probe must not be sent: it would break a provider's wait or eat users' budget."""
-        limits = entry.spec.limits
-        budget = self.live.budget(entry.spec.model_id, now)
-        availability = self.live.availability(entry.spec.model_id, limits, now)
-        if self._rate_blocked(entry.spec.model_id, availability.state):
+    def _probe_skip_reason(self, entry: Entry, now: float, tokens: int) -> str:
+        """Why a probe of about `tokens` tokens must not be sent: it would break a provider's
+        wait or eat users' budget (the model's or its account's)."""
+        model_id, limits = entry.spec.model_id, entry.spec.limits
+        availability = self.live.availability(model_id, limits, now, tokens)
+        if self._rate_blocked(model_id, availability.state):
             return f"not probed: {availability.reason}"
-        if limits.requests_per_day and budget.requests_today >= limits.requests_per_day - max(
-            1, limits.requests_per_day // 10
-        ):
-            return "not probed: daily request budget nearly spent"
-        if (
-            limits.requests_per_minute
-            and budget.requests_last_minute >= limits.requests_per_minute - 1
-        ):
-            return "not probed: per-minute request budget nearly spent"
-        if limits.tokens_per_day and budget.tokens_today >= 0.9 * limits.tokens_per_day:
-            return "not probed: daily token budget nearly spent"
+        budgets = [(self.live.budget(model_id, now), limits, "")]
+        account = self.live.account_budget(model_id, now)
+        if account is not None:
+            budgets.append((account, limits.account_quota, f"account {limits.account}: "))
+        for budget, quota, whose in budgets:
+            spent = _nearly_spent(budget, quota, tokens)
+            if spent:
+                return f"not probed: {whose}{spent} budget nearly spent"
         return ""
+
+
+def _nearly_spent(budget: Budget, quota: Quota, tokens: int) -> str:
+    """Which budget a probe of about `tokens` tokens would eat into the last of (its reserve for
+    users) or break, or ""."""
+    rpd, rpm, tpd = quota.requests_per_day, quota.requests_per_minute, quota.tokens_per_day
+    tpm = quota.tokens_per_minute
+    if rpd and budget.requests_today >= rpd - max(1, rpd // 10):
+        return "daily request"
+    if rpm and budget.requests_last_minute >= rpm - 1:
+        return "per-minute request"
+    if tpm and budget.tokens_last_minute + tokens > tpm:
+        return "per-minute token"
+    if tpd and budget.tokens_today >= 0.9 * tpd:
+        return "daily token"
+    return ""
+
+
+def _usage(budget: Budget, quota: Quota) -> selector_pb2.BudgetUsage:
+    return selector_pb2.BudgetUsage(
+        requests_last_minute=budget.requests_last_minute,
+        requests_per_minute=quota.requests_per_minute,
+        requests_today=budget.requests_today,
+        requests_per_day=quota.requests_per_day,
+        tokens_today=budget.tokens_today,
+        tokens_per_day=quota.tokens_per_day,
+        tokens_last_minute=budget.tokens_last_minute,
+        tokens_per_minute=quota.tokens_per_minute,
+    )
 
 
 def _unsuitable(usable: list[ModelSpec], needs: Needs) -> tuple[str, str] | None:
@@ -618,14 +664,17 @@ def _unsuitable(usable: list[ModelSpec], needs: Needs) -> tuple[str, str] | None
         fitting = [s for s in fitting if s.supports_json]
         if not fitting:
             return ("response_format.type", "no configured model with these tags does json_object")
-    contexts = [s.context_tokens - s.max_output_tokens for s in fitting if s.context_tokens]
-    if len(contexts) == len(fitting) and needs.prompt_tokens > max(contexts):
-        return (
-            "prompt",
-            f"too long for every configured model: about {needs.prompt_tokens} tokens, "
-            f"at most {max(contexts)} fit",
-        )
-    return None
+    rooms = [room for room in map(prompt_room, fitting) if room is not None]
+    if len(rooms) < len(fitting):
+        return None
+    largest, why = max(rooms)
+    if needs.prompt_tokens <= largest:
+        return None
+    return (
+        "prompt",
+        f"too long for every configured model: about {needs.prompt_tokens} tokens, at most "
+        f"{largest} fit (set by a {why} and the output tokens asked for)",
+    )
 
 
 def _prompt_violation(attempt: selector_pb2.AttemptSummary) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from aiselector.v1 import common_pb2
-from services.selector.providers.classify import classify_response
+from services.selector.providers.classify import classify_error_body, classify_response
 from services.selector.providers.errors import ProviderError
 from services.selector.providers.gemini import GeminiFormat
 from services.selector.providers.messages import ChatRequest, ChatResult
@@ -170,6 +170,10 @@ class ProviderClient:
             )
         if not 200 <= status < 300:
             return classify_response(target, status, headers, raw, datetime.now(UTC))
+        # OpenRouter answers some failures (its daily cap among them) with HTTP 200 and an error.
+        error = classify_error_body(target, status, headers, raw, datetime.now(UTC))
+        if error is not None:
+            return error
         try:
             body: Any = json.loads(raw)
         except ValueError:

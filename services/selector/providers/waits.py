@@ -125,15 +125,23 @@ def message_retry_delay(message: str) -> float | None:
 
 def seconds_until_midnight(now: datetime, zone: str = "UTC") -> float:
     """Seconds from `now` until the next midnight in time zone `zone` (UTC if unknown)."""
+    return local_day(now.timestamp(), zone)[1] - now.timestamp()
+
+
+def local_day(now: float, zone: str = "UTC") -> tuple[float, float]:
+    """(start, end) in epoch seconds of the calendar day in `zone` (UTC if unknown) holding `now`:
+    23 or 25 hours long on a daylight-saving change."""
     tz: tzinfo
     try:
         tz = ZoneInfo(zone)
     except ZoneInfoNotFoundError:
         tz = UTC
-    local = now.astimezone(tz)
-    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=tz)
-    # In UTC: subtracting two times of the same zone ignores a daylight-saving change between them.
-    return (midnight.astimezone(UTC) - now.astimezone(UTC)).total_seconds()
+    today = datetime.fromtimestamp(now, tz).date()
+    start, end = (
+        datetime.combine(d, datetime.min.time(), tzinfo=tz)
+        for d in (today, today + timedelta(days=1))
+    )
+    return start.timestamp(), end.timestamp()
 
 
 def _number(text: str) -> float | None:

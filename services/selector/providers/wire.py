@@ -41,8 +41,13 @@ class WireFormat(Protocol):
 
 def output_tokens(target: Target, request: ChatRequest) -> int:
     """Output-token limit to ask for: the request's, floored for reasoning models."""
-    tokens = request.max_output_tokens if request.max_output_tokens > 0 else DEFAULT_OUTPUT_TOKENS
-    return max(tokens, REASONING_MIN_OUTPUT_TOKENS) if target.reasoning else tokens
+    return output_limit(request.max_output_tokens, reasoning=target.reasoning)
+
+
+def output_limit(asked: int, *, reasoning: bool) -> int:
+    """The output tokens sent for `asked` (0 = the default): reasoning models get a floor."""
+    tokens = asked if asked > 0 else DEFAULT_OUTPUT_TOKENS
+    return max(tokens, REASONING_MIN_OUTPUT_TOKENS) if reasoning else tokens
 
 
 def system_text(request: ChatRequest) -> str:
