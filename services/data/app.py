@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from aiselector.v1 import model_store_pb2_grpc
 from services.common.server import GrpcServer, Registration, start_grpc_server
 from services.data import db, migrate
-from services.data.catalog import apply_catalog, load_catalog
+from services.data.catalog import Catalog, apply_catalog, load_catalog
 from services.data.server import SERVICE_NAME, ModelStoreServicer
 
 log = logging.getLogger(__name__)
@@ -36,14 +36,15 @@ class RunningModelStore:
         await self.engine.dispose()
 
 
-async def prepare_database(engine: AsyncEngine, catalog_path: Path | None) -> None:
-    """Migrates to head and, when given, applies the catalog file (CatalogError if invalid)."""
-    specs = load_catalog(catalog_path) if catalog_path is not None else None
+async def prepare_database(engine: AsyncEngine, catalog_path: Path | None) -> Catalog | None:
+    """Migrates to head and, when given, applies the catalog file (CatalogError if invalid);
+    returns the catalog applied."""
+    catalog = load_catalog(catalog_path) if catalog_path is not None else None
     await migrate.upgrade(engine)
-    if specs is not None:
+    if catalog is not None:
         sessions = db.session_factory(engine)
         async with sessions() as session, session.begin():
-            changes = await apply_catalog(session, specs)
+            changes = await apply_catalog(session, catalog.models)
         log.info(
             "catalog applied",
             extra={
@@ -53,6 +54,7 @@ async def prepare_database(engine: AsyncEngine, catalog_path: Path | None) -> No
                 "models_deactivated": list(changes.deactivated),
             },
         )
+    return catalog
 
 
 def _dial_address(listen_address: str, port: int) -> str:
@@ -70,8 +72,8 @@ async def start_model_store(
     """Migrates the database, applies `catalog_path` if given, and serves on `listen_address`."""
     engine = db.create_engine(database_url)
     try:
-        await prepare_database(engine, catalog_path)
-        servicer = ModelStoreServicer(db.session_factory(engine))
+        catalog = await prepare_database(engine, catalog_path)
+        servicer = ModelStoreServicer(db.session_factory(engine), catalog=catalog)
         server = await start_grpc_server(
             [
                 Registration(

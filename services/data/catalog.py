@@ -2,14 +2,16 @@
 
 The file is the source of truth for catalog fields: `apply_catalog` inserts new models, rewrites
 changed ones, and deactivates (never deletes) models that are no longer in the file, including
-models added through `CreateModel`. It never touches counters or availability.
+models added through `CreateModel`. It never touches counters, availability or listing state, nor
+models that model discovery added (origin `discovered`, ADR 0010) unless the file names them: a
+file entry makes such a model a catalog model.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,11 @@ API_FORMATS = ("openai", "gemini")
 # Capability tags a model may declare and a request may require.
 TAGS = ("json", "code", "russian", "reasoning", "long-context")
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9._:/@-]*$")
+REASONING_EFFORT_PATTERN = re.compile(r"^[A-Za-z0-9_-]{0,32}$")
+# Where a model comes from: the catalog file (or CreateModel), or model discovery.
+CATALOG_ORIGIN = "catalog"
+DISCOVERED_ORIGIN = "discovered"
+ORIGINS = (CATALOG_ORIGIN, DISCOVERED_ORIGIN)
 ENV_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]*$")
 PROVIDER_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # YAML keys of `limits` → ModelSpec fields.
@@ -72,6 +79,8 @@ class ModelSpec:
     account_requests_per_day: int = 0
     account_tokens_per_minute: int = 0
     account_tokens_per_day: int = 0
+    reasoning_effort: str | None = None
+    origin: str = CATALOG_ORIGIN
 
     def columns(self) -> dict[str, Any]:
         """Column values of `ai_models` for this spec."""
@@ -126,6 +135,12 @@ def validate_spec(spec: ModelSpec) -> list[tuple[str, str]]:
         problems.append(("tags", f"unknown {', '.join(unknown)}; known: {', '.join(TAGS)}"))
     if len(set(spec.tags)) != len(spec.tags):
         problems.append(("tags", "must not repeat a tag"))
+    if spec.reasoning_effort is not None and not REASONING_EFFORT_PATTERN.match(
+        spec.reasoning_effort
+    ):
+        problems.append(("reasoning_effort", "must be at most 32 letters, digits, `_` or `-`"))
+    if spec.origin not in ORIGINS:
+        problems.append(("origin", f"must be one of {', '.join(ORIGINS)}"))
     return problems
 
 
@@ -173,6 +188,7 @@ MODEL_FIELDS = {
     "tags",
     "supports_json",
     "reasoning",
+    "reasoning_effort",
     "active",
 }
 
@@ -183,8 +199,84 @@ def _check_keys(entry: Mapping[str, Any], allowed: set[str], where: str) -> None
         raise CatalogError(f"{where}: unknown field `{unknown[0]}`")
 
 
-def parse_catalog(document: Any) -> list[ModelSpec]:
-    """Validates a parsed catalog document and returns its models; raises CatalogError."""
+@dataclass(frozen=True)
+class Catalog:
+    """A validated catalog file: its models, and its providers (the defaults of models that model
+    discovery adds later)."""
+
+    models: tuple[ModelSpec, ...]
+    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def discovered(self, provider: str, provider_model_id: str, context_tokens: int) -> ModelSpec:
+        """The spec of a model `provider` lists but the file lacks, as conservative as the file
+        allows: the provider's defaults, the listed context unless the provider declares a smaller
+        one, no tags, no JSON mode, not a reasoning model; origin `discovered`, named
+        `provider/<id>` (a leading `@` dropped: Cloudflare's ids start with it).
+
+        Raises KeyError when the file has no such provider, CatalogError when the spec is invalid.
+        """
+        entry = self.providers[provider]
+        default_context = _limits(entry.get("limits"), "").get("context_tokens", 0)
+        limits = {}
+        if context_tokens > 0 and not 0 < default_context <= context_tokens:
+            limits["context"] = context_tokens
+        name = f"{provider}/{provider_model_id.lstrip('@')}"
+        spec = _model_spec(
+            {"name": name, "provider_model_id": provider_model_id, "limits": limits},
+            f"discovered model `{name}`",
+            provider,
+            entry,
+        )
+        return replace(spec, origin=DISCOVERED_ORIGIN)
+
+
+def _model_spec(
+    entry: Mapping[str, Any], where: str, provider_name: str, provider: Mapping[str, Any]
+) -> ModelSpec:
+    """The validated spec of one `models:` entry of `provider`; raises CatalogError."""
+    pwhere = f"provider `{provider_name}`"
+    limits = {
+        **_limits(provider.get("limits"), pwhere),
+        **_limits(entry.get("limits"), where),
+        **_limits(provider.get("account_limits"), pwhere, "account_limits", ACCOUNT_LIMIT_KEYS),
+    }
+    provider_active = _expect(provider, "active", bool, pwhere, True)
+    active = _expect(entry, "active", bool, where, provider_active)
+    if active and not provider_active:
+        raise CatalogError(
+            f"{where}: field `active` is true, but its provider is inactive "
+            f"(`active: false` in {pwhere})"
+        )
+    tags = _expect(entry, "tags", list, where, [])
+    if not all(isinstance(tag, str) for tag in tags):
+        raise CatalogError(f"{where}: field `tags` must be a list of strings")
+    effort = entry.get("reasoning_effort")
+    if effort is not None and not isinstance(effort, str):
+        raise CatalogError(f"{where}: field `reasoning_effort` must be a string, got {effort!r}")
+    spec = ModelSpec(
+        name=_expect(entry, "name", str, where, ""),
+        provider=provider_name,
+        api_endpoint=_expect(provider, "api_endpoint", str, pwhere, ""),
+        api_format=_expect(provider, "api_format", str, pwhere, ""),
+        provider_model_id=_expect(entry, "provider_model_id", str, where, ""),
+        api_key_env=_expect(provider, "api_key_env", str, pwhere, ""),
+        base_url_env=_expect(provider, "base_url_env", str, pwhere, ""),
+        tags=tuple(tags),
+        supports_json=_expect(entry, "supports_json", bool, where, False),
+        reasoning=_expect(entry, "reasoning", bool, where, False),
+        reasoning_effort=effort,
+        is_active=active,
+        **limits,
+    )
+    problems = validate_spec(spec)
+    if problems:
+        field_name, description = problems[0]
+        raise CatalogError(f"{where}: field `{field_name}` {description}")
+    return spec
+
+
+def parse_catalog(document: Any) -> Catalog:
+    """Validates a parsed catalog document; raises CatalogError."""
     if not isinstance(document, Mapping):
         raise CatalogError("catalog: must be a mapping with `providers` and `models`")
     raw_providers = _expect(document, "providers", list, "catalog", None)
@@ -213,46 +305,11 @@ def parse_catalog(document: Any) -> list[ModelSpec]:
         provider_name = _expect(entry, "provider", str, where, "")
         if provider_name not in providers:
             raise CatalogError(f"{where}: field `provider` names no provider: {provider_name!r}")
-        provider = providers[provider_name]
-        pwhere = f"provider `{provider_name}`"
-        limits = {
-            **_limits(provider.get("limits"), pwhere),
-            **_limits(entry.get("limits"), where),
-            **_limits(provider.get("account_limits"), pwhere, "account_limits", ACCOUNT_LIMIT_KEYS),
-        }
-        provider_active = _expect(provider, "active", bool, pwhere, True)
-        active = _expect(entry, "active", bool, where, provider_active)
-        if active and not provider_active:
-            raise CatalogError(
-                f"{where}: field `active` is true, but its provider is inactive "
-                f"(`active: false` in {pwhere})"
-            )
-        tags = _expect(entry, "tags", list, where, [])
-        if not all(isinstance(tag, str) for tag in tags):
-            raise CatalogError(f"{where}: field `tags` must be a list of strings")
-        spec = ModelSpec(
-            name=name,
-            provider=provider_name,
-            api_endpoint=_expect(provider, "api_endpoint", str, pwhere, ""),
-            api_format=_expect(provider, "api_format", str, pwhere, ""),
-            provider_model_id=_expect(entry, "provider_model_id", str, where, ""),
-            api_key_env=_expect(provider, "api_key_env", str, pwhere, ""),
-            base_url_env=_expect(provider, "base_url_env", str, pwhere, ""),
-            tags=tuple(tags),
-            supports_json=_expect(entry, "supports_json", bool, where, False),
-            reasoning=_expect(entry, "reasoning", bool, where, False),
-            is_active=active,
-            **limits,
-        )
-        problems = validate_spec(spec)
-        if problems:
-            field_name, description = problems[0]
-            raise CatalogError(f"{where}: field `{field_name}` {description}")
-        specs.append(spec)
-    return specs
+        specs.append(_model_spec(entry, where, provider_name, providers[provider_name]))
+    return Catalog(tuple(specs), providers)
 
 
-def load_catalog(path: Path) -> list[ModelSpec]:
+def load_catalog(path: Path) -> Catalog:
     """Reads and validates the catalog file; raises CatalogError naming the entry and field."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -276,7 +333,8 @@ class CatalogChanges:
 
 
 async def apply_catalog(session: AsyncSession, specs: Iterable[ModelSpec]) -> CatalogChanges:
-    """Upserts `specs` by name; deactivates models not listed. Re-applying changes nothing."""
+    """Upserts `specs` by name; deactivates models not listed, except discovered ones.
+    Re-applying changes nothing."""
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPLY_LOCK_KEY})
     existing = {row.name: row for row in (await session.scalars(select(AiModel))).all()}
     wanted = {spec.name: spec for spec in specs}
@@ -292,7 +350,11 @@ async def apply_catalog(session: AsyncSession, specs: Iterable[ModelSpec]) -> Ca
                 setattr(row, column, value)
             row.updated_at = func.now()
             updated.append(name)
-    deactivated = [name for name, row in existing.items() if name not in wanted and row.is_active]
+    deactivated = [
+        name
+        for name, row in existing.items()
+        if name not in wanted and row.is_active and row.origin != DISCOVERED_ORIGIN
+    ]
     for name in deactivated:
         existing[name].is_active = False
         existing[name].updated_at = func.now()

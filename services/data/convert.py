@@ -12,13 +12,15 @@ from services.common import errors
 from services.data.attempts import AttemptRecord, Bucket, ModelWindow
 from services.data.catalog import (
     ACCOUNT_LIMIT_FIELDS,
+    CATALOG_ORIGIN,
+    DISCOVERED_ORIGIN,
     LIMIT_FIELDS,
     ModelSpec,
     spec_of,
     validate_spec,
 )
 from services.data.history import HistoryFilter, PromptEntry
-from services.data.models import Availability
+from services.data.models import Availability, Listing
 from services.data.schema import LATENCY_BOUNDS_MS, AiModel, PromptHistory
 
 MAX_BATCH = 1000
@@ -28,6 +30,10 @@ MAX_TEXT_CHARS = 1_000_000
 _API_FORMATS = {common_pb2.API_FORMAT_OPENAI: "openai", common_pb2.API_FORMAT_GEMINI: "gemini"}
 _API_FORMAT_VALUES = {name: value for value, name in _API_FORMATS.items()}
 _SOURCES = {common_pb2.ATTEMPT_SOURCE_USER: "user", common_pb2.ATTEMPT_SOURCE_PROBE: "probe"}
+_ORIGINS = {
+    CATALOG_ORIGIN: common_pb2.MODEL_ORIGIN_CATALOG,
+    DISCOVERED_ORIGIN: common_pb2.MODEL_ORIGIN_DISCOVERED,
+}
 # ModelSpec field → its field in `Model.account_limits`.
 _ACCOUNT_LIMITS = {name: name.removeprefix("account_") for name in ACCOUNT_LIMIT_FIELDS}
 # Fields of `ModelLimits` that mean nothing per account.
@@ -113,6 +119,13 @@ def model_proto(row: AiModel) -> common_pb2.Model:
             consecutive_failures=row.consecutive_failures,
             circuit_opened_at=_time(row.circuit_opened_at),
         ),
+        listing=common_pb2.ModelListing(
+            model_id=row.id,
+            unlisted_reason=row.unlisted_reason,
+            unlisted_since=_time(row.unlisted_since),
+        ),
+        origin=_ORIGINS.get(row.origin, common_pb2.MODEL_ORIGIN_UNSPECIFIED),
+        reasoning_effort=row.reasoning_effort,
     )
 
 
@@ -131,6 +144,7 @@ def _spec_values(model: common_pb2.Model) -> dict[str, Any]:
         "reasoning": model.reasoning,
         "is_active": model.is_active,
         **{name: getattr(model.account_limits, limit) for name, limit in _ACCOUNT_LIMITS.items()},
+        "reasoning_effort": model.reasoning_effort if model.HasField("reasoning_effort") else None,
     }
 
 
@@ -168,6 +182,7 @@ _MASK_PATHS: dict[str, tuple[str, ...]] = {
             "tags",
             "supports_json",
             "reasoning",
+            "reasoning_effort",
             "is_active",
         )
     },
@@ -360,6 +375,40 @@ def availabilities(request: model_store_pb2.UpdateModelAvailabilityRequest) -> l
         )
     _raise(problems)
     return states
+
+
+def listings(request: model_store_pb2.UpdateModelListingsRequest) -> list[Listing]:
+    """The listing states of a request; InvalidArgument naming each bad field."""
+    _batch(len(request.listings), "listings")
+    problems: list[tuple[str, str]] = []
+    states: list[Listing] = []
+    for index, listing in enumerate(request.listings):
+        where = f"listings[{index}]"
+        if listing.model_id <= 0:
+            problems.append((f"{where}.model_id", "must be > 0"))
+        if len(listing.unlisted_reason) > MAX_ERROR_CHARS:
+            problems.append((f"{where}.unlisted_reason", f"must be ≤ {MAX_ERROR_CHARS} chars"))
+        unlisted = bool(listing.unlisted_reason)
+        if unlisted and not listing.HasField("unlisted_since"):
+            problems.append((f"{where}.unlisted_since", "is required with an unlisted_reason"))
+        if problems:
+            continue
+        since = _datetime(listing.unlisted_since) if unlisted else None
+        states.append(Listing(listing.model_id, listing.unlisted_reason, since))
+    _raise(problems)
+    return states
+
+
+def discovered_model(request: model_store_pb2.CreateDiscoveredModelRequest) -> tuple[str, str, int]:
+    """(provider, provider_model_id, context_tokens) of a discovered model; InvalidArgument."""
+    problems: list[tuple[str, str]] = []
+    if not 0 < len(request.provider) <= 100:
+        problems.append(("provider", "must be 1..100 characters"))
+    if not 0 < len(request.provider_model_id) <= 255:
+        problems.append(("provider_model_id", "must be 1..255 characters"))
+    _bounded(request.context_tokens, "context_tokens", 0, 2**31 - 1, problems)
+    _raise(problems)
+    return request.provider, request.provider_model_id, request.context_tokens
 
 
 # ----- history -----

@@ -1,9 +1,9 @@
-"""Catalog queries: list, get, create, update, and the persisted availability state."""
+"""Catalog queries: list, get, create, update, and the persisted availability and listing state."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,16 @@ class Availability:
     cooldown_outcome: str
     consecutive_failures: int
     circuit_opened_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What model discovery concluded about one model: set aside (a reason and since when), or
+    listed (an empty reason, no time)."""
+
+    model_id: int
+    unlisted_reason: str
+    unlisted_since: datetime | None
 
 
 async def list_models(
@@ -96,19 +106,21 @@ async def all_model_ids(session: AsyncSession) -> list[int]:
     return list((await session.scalars(select(AiModel.id).order_by(AiModel.id))).all())
 
 
-async def store_availability(session: AsyncSession, states: Sequence[Availability]) -> int:
-    """Replaces the availability of each model named; NotFound when one does not exist."""
+async def _store_each(session: AsyncSession, states: Sequence[Availability | Listing]) -> int:
+    """Sets each state's fields on its model (in id order, so concurrent batches cannot deadlock);
+    NotFound when one does not exist. Returns how many models were named."""
     await require_models(session, [state.model_id for state in states])
     for state in sorted(states, key=lambda s: s.model_id):
-        await session.execute(
-            update(AiModel)
-            .where(AiModel.id == state.model_id)
-            .values(
-                cooldown_until=state.cooldown_until,
-                cooldown_reason=state.cooldown_reason,
-                cooldown_outcome=state.cooldown_outcome,
-                consecutive_failures=state.consecutive_failures,
-                circuit_opened_at=state.circuit_opened_at,
-            )
-        )
+        values = {k: v for k, v in asdict(state).items() if k != "model_id"}
+        await session.execute(update(AiModel).where(AiModel.id == state.model_id).values(values))
     return len({state.model_id for state in states})
+
+
+async def store_availability(session: AsyncSession, states: Sequence[Availability]) -> int:
+    """Replaces the availability of each model named; NotFound when one does not exist."""
+    return await _store_each(session, states)
+
+
+async def store_listings(session: AsyncSession, listings: Sequence[Listing]) -> int:
+    """Replaces the listing state of each model named; NotFound when one does not exist."""
+    return await _store_each(session, listings)

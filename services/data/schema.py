@@ -120,6 +120,13 @@ class AiModel(Base):
         BigInteger, default=0, server_default="0"
     )
     account_tokens_per_day: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # `reasoning_effort` sent to the model; NULL = the default (`low` for reasoning models).
+    reasoning_effort: Mapped[str | None] = mapped_column(String(32))
+    # `catalog` (the file decides) or `discovered` (added by model discovery; the file leaves it).
+    origin: Mapped[str] = mapped_column(String(16), default="catalog", server_default="catalog")
+    # Set by model discovery while the provider's list does not offer the model ('' = listed).
+    unlisted_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    unlisted_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     cooldown_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cooldown_reason: Mapped[str] = mapped_column(Text, default="", server_default="")

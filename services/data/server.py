@@ -14,6 +14,7 @@ from aiselector.v1 import model_store_pb2, model_store_pb2_grpc
 from services.common import errors
 from services.common.logging import bound_request_id
 from services.data import attempts, convert, history, metrics, models, paging
+from services.data.catalog import Catalog, CatalogError
 from services.data.db import transaction
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,12 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
         self,
         sessions: async_sessionmaker[AsyncSession],
         clock: Callable[[], datetime] = _utcnow,
+        catalog: Catalog | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
+        # The catalog file applied at start: its providers give discovered models their defaults.
+        self._catalog = catalog or Catalog(())
 
     async def ListModels(
         self, request: model_store_pb2.ListModelsRequest, context: Context
@@ -157,3 +161,28 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
         async with transaction(self._sessions) as session:
             updated = await models.store_availability(session, states)
         return model_store_pb2.UpdateModelAvailabilityResponse(updated_count=updated)
+
+    async def UpdateModelListings(
+        self, request: model_store_pb2.UpdateModelListingsRequest, context: Context
+    ) -> model_store_pb2.UpdateModelListingsResponse:
+        listings = convert.listings(request)
+        async with transaction(self._sessions) as session:
+            updated = await models.store_listings(session, listings)
+        return model_store_pb2.UpdateModelListingsResponse(updated_count=updated)
+
+    async def CreateDiscoveredModel(
+        self, request: model_store_pb2.CreateDiscoveredModelRequest, context: Context
+    ) -> model_store_pb2.CreateDiscoveredModelResponse:
+        provider, model_id, context_tokens = convert.discovered_model(request)
+        try:
+            spec = self._catalog.discovered(provider, model_id, context_tokens)
+        except KeyError:
+            raise errors.NotFound(
+                f"provider: the catalog file has no provider {errors.echo(provider)}"
+            ) from None
+        except CatalogError as error:
+            raise errors.InvalidArgument([("provider_model_id", str(error))]) from None
+        async with transaction(self._sessions) as session:
+            row = await models.create_model(session, spec)
+        log.info("discovered model added", extra={"model": spec.name, "provider": provider})
+        return model_store_pb2.CreateDiscoveredModelResponse(model=convert.model_proto(row))

@@ -26,7 +26,7 @@ def _http_rule(method: descriptor_pb2.MethodDescriptorProto):
     return method.options.Extensions[annotations_pb2.http]
 
 
-def test_descriptor_maps_exactly_the_three_public_endpoints(files):
+def test_descriptor_maps_exactly_the_public_endpoints(files):
     mapped = {}
     for _, service in _services(files):
         for method in service.method:
@@ -38,6 +38,7 @@ def test_descriptor_maps_exactly_the_three_public_endpoints(files):
         ("POST", "/api/v1/prompts/process"): "Selector/ProcessPrompt",
         ("GET", "/api/v1/models/stats"): "Selector/GetModelStats",
         ("POST", "/api/v1/providers/test"): "Selector/TestProviders",
+        ("POST", "/api/v1/models/discover"): "Selector/DiscoverModels",
     }
 
 

@@ -32,7 +32,7 @@ def _write(folder: Path, document: dict) -> Path:
 
 
 def test_repo_catalog_is_valid_and_current(catalog_path):
-    specs = {spec.name: spec for spec in load_catalog(catalog_path)}
+    specs = {spec.name: spec for spec in load_catalog(catalog_path).models}
     active = [spec for spec in specs.values() if spec.is_active]
     per_provider = Counter(spec.provider for spec in active)
     # Every provider with a free tier today offers at least two models.
@@ -127,7 +127,7 @@ def test_provider_level_activity_and_account_limits_reach_every_model(tmp_path):
             {"name": "gone/old", "provider": "gone", "provider_model_id": "old"},
         ],
     }
-    specs = {spec.name: spec for spec in load_catalog(_write(tmp_path, document))}
+    specs = {spec.name: spec for spec in load_catalog(_write(tmp_path, document)).models}
     for name in ("acme/one", "acme/two"):
         spec = specs[name]
         assert spec.is_active

@@ -1,4 +1,5 @@
-"""Alembic: empty → head, no drift between the models and the migrations, down to base and up."""
+"""Alembic: empty → head, no drift between the models and the migrations, down to base and up,
+and a model stored before 0005 kept as a catalog model."""
 
 from __future__ import annotations
 
@@ -60,3 +61,28 @@ async def test_autogenerate_finds_no_difference(empty_engine):
 
     async with empty_engine.connect() as connection:
         assert await connection.run_sync(diff) == []
+
+
+async def test_migration_0005_keeps_existing_models_as_catalog_models(empty_engine):
+    await migrate.upgrade(empty_engine, "0004")
+    async with empty_engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO ai_models (name, provider, api_endpoint, api_format, "
+                "provider_model_id) VALUES ('acme/one', 'acme', 'http://127.0.0.1:9/v1', "
+                "'openai', 'one')"
+            )
+        )
+    await migrate.upgrade(empty_engine)
+    async with empty_engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text(
+                    "SELECT origin, unlisted_reason, unlisted_since, reasoning_effort "
+                    "FROM ai_models WHERE name = 'acme/one'"
+                )
+            )
+        ).one()
+    assert tuple(row) == ("catalog", "", None, None)
+    await migrate.downgrade(empty_engine, "0004")
+    await migrate.upgrade(empty_engine)
