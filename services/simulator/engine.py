@@ -146,6 +146,16 @@ class Engine:
             return False
         return provider != GEMINI or "generateContent" in spec.methods
 
+    def listing_fault(self, provider: str) -> str | int | None:
+        """What `provider`'s model list does now: the behaviour of an outage of the provider's
+        `provider/*` script (or the default one) while it lasts — a provider that is down lists
+        nothing either — else None (the list answers)."""
+        outage = self.scenario.script_for(provider, "*").outage
+        elapsed = self._clock() - self._loaded_at
+        if outage is not None and outage.start <= elapsed < outage.end:
+            return outage.behaviour
+        return None
+
     def decide(self, call: Call) -> Decision:
         """What to do with `call`."""
         provider, model = call.provider, call.model

@@ -7,7 +7,9 @@ POST /gemini/v1beta/models/{model}:generateContent   Gemini
 POST /gemini/v1beta/models/{model}:streamGenerateContent?alt=sse   Gemini, streamed
 GET  /{provider}/v1/models, /openrouter/api/v1/models, /gemini/v1beta/models,
      /client/v4/accounts/{account}/ai/models/search, /cloudflare/models/search   model lists
-     (how a configured base URL maps to them: `services/simulator/listing.py`)
+     (how a configured base URL maps to them: `services/simulator/listing.py`); during an
+     outage of the provider's `provider/*` script the list fails the same way (a status in the
+     provider's error envelope, `silence`, or `reset`)
 PUT  /_sim/scripts    replace the scenario (JSON body, same shape as a scenario file)
 GET  /_sim/log        every request received: time, provider, model, path, outcome, status,
                       stream, chunks (content chunks streamed), client_gone, …
@@ -225,8 +227,28 @@ def _declared(request: web.Request, provider: str) -> list[ModelSpec]:
     return list(request.app[_ENGINE].models.get(provider, {}).values())
 
 
+async def _listing_fault(request: web.Request, provider: str) -> web.Response | None:
+    """The failure of `provider`'s model list during an outage, or None when it answers."""
+    engine = request.app[_ENGINE]
+    fault = engine.listing_fault(provider)
+    if fault is None:
+        return None
+    if fault in ("silence", "reset"):
+        if fault == "silence":
+            await _holder(request, request.app[_STATE], {})(None, None)
+        _reset(request)
+        raise asyncio.CancelledError
+    status = fault if isinstance(fault, int) else 503
+    profile = profile_named(engine.scenario.profile_for(provider))
+    body = profile.envelope(status, "service_unavailable", "The model list is unavailable.")
+    return web.json_response(body, status=status)
+
+
 async def _list_models(request: web.Request, provider: str) -> web.Response:
     engine = request.app[_ENGINE]
+    fault = await _listing_fault(request, provider)
+    if fault is not None:
+        return fault
     profile = engine.scenario.profile_for(provider)
     if profile == "cloudflare":
         # Workers AI lists models at …/ai/models/search, not /models.
@@ -244,6 +266,9 @@ async def _openrouter_models(request: web.Request) -> web.Response:
 
 
 async def _gemini_models(request: web.Request) -> web.Response:
+    fault = await _listing_fault(request, GEMINI)
+    if fault is not None:
+        return fault
     query = request.query
     try:
         body = gemini_list(
@@ -256,6 +281,9 @@ async def _gemini_models(request: web.Request) -> web.Response:
 
 
 async def _cloudflare_models(request: web.Request) -> web.Response:
+    fault = await _listing_fault(request, "cloudflare")
+    if fault is not None:
+        return fault
     models = _declared(request, "cloudflare")
     query = request.query
     return web.json_response(cloudflare_search(models, query.get("task"), query.get("search")))

@@ -126,3 +126,22 @@ async def test_cloudflare_account_url_reaches_the_account_path(sim, client):
     [entry] = sim.log()
     assert entry["path"] == "/client/v4/accounts/acc42/ai/v1/chat/completions"
     assert entry["model"] == "@cf/meta/llama-3.3-70b-instruct-fp8-fast"
+
+
+@pytest.mark.parametrize(
+    ("fields", "sent"),
+    [
+        ({"reasoning": True}, "low"),
+        ({"reasoning": True, "reasoning_effort": "default"}, "default"),
+        ({"reasoning": True, "reasoning_effort": ""}, None),
+        ({}, None),
+        ({"reasoning_effort": "high"}, "high"),
+    ],
+)
+async def test_reasoning_effort_on_the_wire_follows_the_catalog(sim, client, fields, sent):
+    environ = {"GROQ_API_KEY": "k" * 10, "GROQ_BASE_URL": sim.base_url("groq")}
+
+    await client.complete(resolve_target(_model(**fields), environ), ChatRequest("Hi"), timeout=5)
+
+    [entry] = sim.log()
+    assert entry["reasoning"] == sent

@@ -1,8 +1,10 @@
 """Declared models over real HTTP: strict model ids, parameter rejections, each provider's model
-list (Gemini's paging, Cloudflare's search), and retiring a model through the admin API."""
+list (Gemini's paging, Cloudflare's search, failing during an outage), and retiring a model
+through the admin API."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -243,6 +245,32 @@ async def test_cloudflare_search_in_the_v4_envelope_at_both_paths(sim, http):
     assert [m["name"] for m in searched["result"]] == ["@cf/zai-org/glm-4.7-flash"]
     assert other_task["result"] == []
     assert (no_list, not_there["success"]) == (404, False)
+
+
+async def test_a_providers_outage_takes_its_model_list_down_too(sim, http):
+    outage = {"start": 0, "end": 3600}
+    declare(
+        sim,
+        "groq",
+        "openai/gpt-oss-120b",
+        **{
+            "groq/*": {"outage": {**outage, "behaviour": 500}},
+            "gemini/*": {"outage": {**outage, "behaviour": 503}},
+            "cloudflare/*": {"outage": {**outage, "behaviour": "silence"}},
+        },
+    )
+
+    groq, groq_body = await get(http, f"{sim.base_url('groq')}/models")
+    gemini, gemini_body = await get(http, f"{sim.url}/gemini/v1beta/models")
+    other, _ = await get(http, f"{sim.base_url('beta')}/models")
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await get(http, f"{sim.url}/cloudflare/models/search")
+
+    assert (groq, groq_body["error"]["code"]) == (500, "service_unavailable")
+    assert groq_body["error"]["message"].startswith(PREFIX)
+    assert (gemini, gemini_body["error"]["status"]) == (503, "UNAVAILABLE")
+    assert other == 200
 
 
 async def test_retiring_a_model_through_the_admin_api(sim, http):

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -218,17 +219,39 @@ class ProviderClient:
             f"{target.provider}: no answer within {clock.timeout:g} s",
         )
 
+    async def get(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, str] | None = None,
+        max_bytes: int = MAX_REPLY_BYTES,
+    ) -> tuple[int, dict[str, str], str]:
+        """GET `url` over the shared pool (model lists): status, headers with lower-case names,
+        body cut at `max_bytes`. The caller bounds its time; raises aiohttp.ClientError, OSError
+        (which may hold the request's headers, hence the key: never chain or log them)."""
+        async with self._session.get(url, headers=dict(headers), params=params) as response:
+            return await _read(response, max_bytes)
+
     async def _post(self, call: HttpCall, clock: _Clock) -> tuple[int, dict[str, str], str]:
         async with self._session.post(
             call.url, json=call.body, headers=call.headers, trace_request_ctx=clock
         ) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.content.iter_chunked(64 * 1024):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_REPLY_BYTES:  # cut: an over-size reply then fails as not JSON
-                    break
-            lowered = {name.lower(): value for name, value in response.headers.items()}
-            raw = b"".join(chunks)[:MAX_REPLY_BYTES]
-            return response.status, lowered, raw.decode("utf-8", errors="replace")
+            return await _read(response, MAX_REPLY_BYTES)
+
+
+async def _read(
+    response: aiohttp.ClientResponse, max_bytes: int
+) -> tuple[int, dict[str, str], str]:
+    """(status, headers with lower-case names, body as text cut at `max_bytes`: an over-size
+    reply then fails as not JSON)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            break
+    lowered = {name.lower(): value for name, value in response.headers.items()}
+    raw = b"".join(chunks)[:max_bytes]
+    return response.status, lowered, raw.decode("utf-8", errors="replace")

@@ -2,7 +2,8 @@
 Cloudflare's OpenAI endpoint, OpenRouter, GitHub Models, Fireworks, Ollama and any other).
 
 Reasoning models are asked for `reasoning_effort: "low"` (OpenAI's own field, accepted by the
-compatible providers that serve reasoning models) and get an output-token floor. Reasoning that
+compatible providers that serve reasoning models), or what their catalog entry says (Groq's Qwen
+takes only `none`/`default`), and get an output-token floor. Reasoning that
 comes back in `reasoning` / `reasoning_content`, harmony channel tags or `<think>` blocks is never
 the answer.
 """
@@ -42,8 +43,8 @@ class OpenAIFormat:
         }
         if request.json_mode and target.json_response_format:
             body["response_format"] = {"type": "json_object"}
-        if target.reasoning:
-            body["reasoning_effort"] = "low"
+        if target.effort:
+            body["reasoning_effort"] = target.effort
         headers = {"Content-Type": "application/json"}
         if target.api_key:
             headers["Authorization"] = f"Bearer {target.api_key}"

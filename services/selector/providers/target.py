@@ -14,6 +14,8 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # OpenAI-compatible providers that reject `response_format`; JSON mode then relies on the prompt.
 PROVIDERS_WITHOUT_RESPONSE_FORMAT = frozenset({"huggingface"})
+# The `reasoning_effort` a reasoning model is asked for when its catalog entry names none.
+DEFAULT_REASONING_EFFORT = "low"
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,16 @@ class Target:
     reasoning: bool = False
     # Whether JSON mode is asked for on the wire (`response_format` / `responseMimeType`).
     json_response_format: bool = True
+    # The catalog's `reasoning_effort` (None: not set there); see `effort`.
+    reasoning_effort: str | None = None
+
+    @property
+    def effort(self) -> str:
+        """The `reasoning_effort` to send in the OpenAI format ("" = none): the catalog's value
+        when it names one (also ""), else `low` for a reasoning model."""
+        if self.reasoning_effort is not None:
+            return self.reasoning_effort
+        return DEFAULT_REASONING_EFFORT if self.reasoning else ""
 
 
 def resolve_target(model: common_pb2.Model, environ: Mapping[str, str]) -> Target:
@@ -60,4 +72,5 @@ def resolve_target(model: common_pb2.Model, environ: Mapping[str, str]) -> Targe
         reasoning=model.reasoning,
         json_response_format=model.supports_json
         and model.provider not in PROVIDERS_WITHOUT_RESPONSE_FORMAT,
+        reasoning_effort=model.reasoning_effort if model.HasField("reasoning_effort") else None,
     )
