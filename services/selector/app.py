@@ -17,6 +17,7 @@ from services.common.channels import open_channel
 from services.common.server import GrpcServer, Registration, start_grpc_server
 from services.selector import snapshot
 from services.selector.bookkeeping import Recorder
+from services.selector.discovery import Discovery
 from services.selector.engine import Engine
 from services.selector.providers import ProviderClient
 from services.selector.server import SelectorServicer
@@ -176,8 +177,19 @@ async def start_selector(
         window_hours=settings.stats_window_hours,
     )
     token = settings.admin_api_token.get_secret_value() if settings.admin_api_token else None
+    discovery = Discovery(
+        engine,
+        providers,
+        stub,
+        environ,
+        auto_add=settings.catalog_auto_add,
+        list_timeout=settings.model_list_timeout_seconds,
+    )
     servicer = SelectorServicer(
-        engine, default_deadline=settings.request_deadline_seconds, admin_token=token
+        engine,
+        default_deadline=settings.request_deadline_seconds,
+        admin_token=token,
+        discovery=discovery,
     )
     server = await start_grpc_server(
         [Registration(SERVICE_NAME, selector_pb2_grpc.add_SelectorServicer_to_server, servicer)],

@@ -568,7 +568,11 @@ class Engine:
             tokens = estimate_tokens(self.probe_prompt) + output_limit(
                 self.probe_max_output_tokens, reasoning=entry.model.reasoning
             )
-            skip = entry.credentials_error or self._probe_skip_reason(entry, time.time(), tokens)
+            skip = (
+                entry.credentials_error
+                or (entry.spec.unlisted and f"not probed: {entry.spec.unlisted}")
+                or self._probe_skip_reason(entry, time.time(), tokens)
+            )
             if skip:
                 row.status, row.error = selector_pb2.TEST_STATUS_SKIPPED, skip
                 return row

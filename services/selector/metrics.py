@@ -41,3 +41,18 @@ SPOOL_BYTES = Gauge("selector_spool_bytes", "Bytes of spool files waiting in the
 SPOOL_QUARANTINED = Counter(
     "selector_spool_files_quarantined_total", "Spool files that could not be read, quarantined"
 )
+DISCOVERY_UNLISTED = Gauge(
+    "selector_discovery_unlisted_models",
+    "Catalog models their provider's list does not offer, at the last discovery run",
+    ["provider"],
+)
+DISCOVERY_NEW_FREE = Gauge(
+    "selector_discovery_new_free_models",
+    "Free models a provider lists and the catalog lacks (not added), at the last discovery run",
+    ["provider"],
+)
+DISCOVERY_LIST_FAILURES = Counter(
+    "selector_discovery_list_failures_total",
+    "Model lists that could not be read (nothing changed for that provider)",
+    ["provider"],
+)

@@ -14,6 +14,7 @@ from services.selector.stats import ModelWindow
 UNSUITABLE = selector_pb2.MODEL_STATE_UNSPECIFIED
 INACTIVE = selector_pb2.MODEL_STATE_INACTIVE
 NO_CREDENTIALS = selector_pb2.MODEL_STATE_NO_CREDENTIALS
+UNLISTED = selector_pb2.MODEL_STATE_UNLISTED
 
 #: Latency (seconds) at which the speed factor is one half: speed = 1 / (1 + latency / this).
 SPEED_REFERENCE_S = 2.0
@@ -54,6 +55,8 @@ class ModelSpec:
     max_output_tokens: int
     timeout_s: float
     limits: Limits = field(default_factory=Limits)
+    # Why the provider's model list no longer offers the model (model discovery); "" = listed.
+    unlisted: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class Exclusion:
     """Why a model is not in the plan.
 
     `state` is a `selector_pb2.ModelState`: the availability state when the model cannot be used
-    now, INACTIVE or NO_CREDENTIALS, or MODEL_STATE_UNSPECIFIED when the model is fine but
+    now, INACTIVE, UNLISTED or NO_CREDENTIALS, or MODEL_STATE_UNSPECIFIED when the model is fine but
     unsuitable for this request (tags, JSON mode, context size).
     """
 
@@ -152,6 +155,8 @@ def gate(candidate: Candidate, needs: Needs) -> Exclusion | None:
     spec = candidate.spec
     if not spec.is_active:
         return Exclusion(INACTIVE, "deactivated in the catalog")
+    if spec.unlisted:
+        return Exclusion(UNLISTED, spec.unlisted)
     if candidate.credentials_error:
         return Exclusion(NO_CREDENTIALS, candidate.credentials_error)
     missing = needs.tags - spec.tags

@@ -11,6 +11,7 @@ from services.common import errors
 from services.common.interceptors import metadata_value
 from services.common.logging import request_id_var
 from services.selector.auth import check_admin
+from services.selector.discovery import Discovery
 from services.selector.engine import Engine
 from services.selector.validation import CLIENT_ID_KEY, validate_model_names, validate_prompt
 
@@ -23,8 +24,16 @@ MAX_DEADLINE_SECONDS = 600.0
 class SelectorServicer(selector_pb2_grpc.SelectorServicer):
     """Thin servicer over the engine."""
 
-    def __init__(self, engine: Engine, *, default_deadline: float, admin_token: str | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        default_deadline: float,
+        admin_token: str | None,
+        discovery: Discovery,
+    ) -> None:
         self._engine = engine
+        self._discovery = discovery
         self._default_deadline = default_deadline
         self._admin_token = admin_token
         self._ready = asyncio.Event()
@@ -78,6 +87,13 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         return await self._engine.probe(
             names, request_id_var.get(), deadline=self._deadline(context)
         )
+
+    async def DiscoverModels(
+        self, request: selector_pb2.DiscoverModelsRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.DiscoverModelsResponse:
+        check_admin(metadata_value(context, "authorization"), self._admin_token)
+        self._require_ready()
+        return await self._discovery.run(self._deadline(context))
 
     def _deadline(self, context: grpc.aio.ServicerContext) -> float:
         """The call's deadline in loop time: the client's (less a margin), else the default."""

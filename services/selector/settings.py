@@ -62,6 +62,11 @@ class SelectorSettings(ServiceSettings):
     # process's file descriptors (a common soft limit is 1024); free tiers allow far fewer
     # requests in flight per model.
     provider_max_connections: int = Field(default=512, ge=1)
+    # Model discovery (DiscoverModels): add the free models a provider lists but the catalog lacks,
+    # with conservative settings (ADR 0010); off: they are only reported.
+    catalog_auto_add: bool = False
+    # Longest wait for one provider's model list (all its pages), in seconds.
+    model_list_timeout_seconds: float = Field(default=20.0, gt=0)
 
     @field_validator("data_dir", "selector_spool_dir", mode="before")
     @classmethod

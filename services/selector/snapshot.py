@@ -99,6 +99,7 @@ def to_spec(model: common_pb2.Model) -> ModelSpec:
         max_output_tokens=output_limit(limits.max_output_tokens, reasoning=model.reasoning),
         timeout_s=(limits.timeout_ms / 1000) if limits.timeout_ms else DEFAULT_TIMEOUT_S,
         limits=to_limits(model),
+        unlisted=model.listing.unlisted_reason,
     )
 
 
