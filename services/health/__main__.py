@@ -65,6 +65,7 @@ async def main() -> None:
             "health worker started",
             extra={
                 "probe_interval_seconds": settings.health_check_interval,
+                "discovery_interval_seconds": settings.model_discovery_interval,
                 "history_retention_days": settings.history_retention_days,
             },
         )

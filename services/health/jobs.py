@@ -1,4 +1,5 @@
-"""The worker's jobs: a synthetic probe run through the Selector, and prompt-history retention."""
+"""The worker's jobs: a synthetic probe run and model discovery through the Selector, and
+prompt-history retention."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from services.health.metrics import HealthMetrics, probe_status_label
 log = logging.getLogger(__name__)
 
 PROBE_JOB = "probe_providers"
+DISCOVERY_JOB = "discover_models"
 RETENTION_JOB = "purge_history"
 
 Clock = Callable[[], datetime]
@@ -49,6 +51,11 @@ def _outcome_name(outcome: int) -> str:
     if outcome not in common_pb2.Outcome.values():
         return str(outcome)
     return common_pb2.Outcome.Name(outcome)  # type: ignore[arg-type]
+
+
+def _admin(admin_token: str, request_id: str) -> tuple[tuple[str, str], ...]:
+    """Metadata of an admin call: the bearer token and the run's request id."""
+    return (("authorization", f"Bearer {admin_token}"), (REQUEST_ID_KEY, request_id))
 
 
 def _job_failed(job: str, error: grpc.aio.AioRpcError, metrics: HealthMetrics) -> None:
@@ -77,10 +84,7 @@ async def probe_providers(
         try:
             reply = await selector.TestProviders(
                 selector_pb2.TestProvidersRequest(),
-                metadata=(
-                    ("authorization", f"Bearer {admin_token}"),
-                    (REQUEST_ID_KEY, request_id),
-                ),
+                metadata=_admin(admin_token, request_id),
                 timeout=timeout_seconds,
             )
         except grpc.aio.AioRpcError as error:
@@ -112,6 +116,61 @@ async def probe_providers(
         )
         metrics.probes_reported(reply)
         metrics.job_finished(PROBE_JOB, ok=True)
+        return reply
+
+
+async def discover_models(
+    selector: selector_pb2_grpc.SelectorStub,
+    *,
+    admin_token: str,
+    timeout_seconds: float,
+    metrics: HealthMetrics,
+) -> selector_pb2.DiscoverModelsResponse | None:
+    """Has the Selector compare every provider's model list with the catalog
+    (`Selector.DiscoverModels`) and logs what each list said: a warning for a provider whose list
+    was not read, for catalog models set aside, and for free models the catalog lacks.
+
+    Returns the reply, or None when the call failed (logged and counted, never raised).
+    """
+    with _fresh_request_id() as request_id:
+        started = time.monotonic()
+        try:
+            reply = await selector.DiscoverModels(
+                selector_pb2.DiscoverModelsRequest(),
+                metadata=_admin(admin_token, request_id),
+                timeout=timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as error:
+            _job_failed(DISCOVERY_JOB, error, metrics)
+            return None
+        for report in reply.providers:
+            fields = {
+                "job": DISCOVERY_JOB,
+                "provider": report.provider,
+                "listed_models": report.listed_models,
+                "unlisted": [f"{row.model}: {row.reason}" for row in report.unlisted],
+                "relisted": list(report.relisted),
+                "new_free_models": [
+                    f"{row.provider_model_id}: {row.model if row.added else row.note}"
+                    for row in report.new_free_models
+                ],
+                "error": report.error,
+            }
+            attention = report.error or report.unlisted or report.new_free_models
+            level = logging.WARNING if attention else logging.INFO
+            log.log(level, "model list compared", extra=fields)
+        log.info(
+            "model discovery finished",
+            extra={
+                "job": DISCOVERY_JOB,
+                "providers": len(reply.providers),
+                "not_read": sum(bool(r.error) for r in reply.providers),
+                "unlisted": sum(len(r.unlisted) for r in reply.providers),
+                "new_free_models": sum(len(r.new_free_models) for r in reply.providers),
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
+        metrics.job_finished(DISCOVERY_JOB, ok=True)
         return reply
 
 

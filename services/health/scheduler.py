@@ -9,9 +9,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from aiselector.v1 import model_store_pb2_grpc, selector_pb2_grpc
 from services.health.jobs import (
+    DISCOVERY_JOB,
     PROBE_JOB,
     RETENTION_JOB,
     Clock,
+    discover_models,
     probe_providers,
     purge_history,
     utc_now,
@@ -23,6 +25,8 @@ RETENTION_INTERVAL = timedelta(days=1)
 # A run that is late by up to this much (event loop busy, clock jump) still runs, once.
 MISFIRE_GRACE_SECONDS = 600
 RETENTION_TIMEOUT_SECONDS = 300.0
+# Deadline of one DiscoverModels call: the Selector reads every list within 20 s (by default).
+DISCOVERY_TIMEOUT_SECONDS = 60.0
 
 
 def build_scheduler(
@@ -34,11 +38,13 @@ def build_scheduler(
     now: datetime,
     clock: Clock = utc_now,
 ) -> AsyncIOScheduler:
-    """A scheduler (not started) with the probe job and the daily retention job.
+    """A scheduler (not started) with the probe job, the model discovery job and the daily
+    retention job.
 
-    Both first run at `now`: the probe so that routing has fresh results right after a deploy, the
-    retention so that a worker restarted more often than daily still purges. At most one run of a
-    job at a time; runs missed while one was busy collapse into one.
+    All first run at `now`: the probe so that routing has fresh results right after a deploy,
+    discovery so that a model the provider retired while the stack was down is set aside at once,
+    the retention so that a worker restarted more often than daily still purges. At most one run
+    of a job at a time; runs missed while one was busy collapse into one.
     """
     scheduler = AsyncIOScheduler(timezone=UTC)
     once_at_a_time = {
@@ -56,6 +62,19 @@ def build_scheduler(
             "selector": selector,
             "admin_token": settings.admin_api_token.get_secret_value(),
             "timeout_seconds": settings.health_probe_timeout_seconds,
+            "metrics": metrics,
+        },
+        **once_at_a_time,
+    )
+    scheduler.add_job(
+        discover_models,
+        IntervalTrigger(seconds=settings.model_discovery_interval, timezone=UTC),
+        id=DISCOVERY_JOB,
+        name="model lists against the catalog through Selector.DiscoverModels",
+        kwargs={
+            "selector": selector,
+            "admin_token": settings.admin_api_token.get_secret_value(),
+            "timeout_seconds": DISCOVERY_TIMEOUT_SECONDS,
             "metrics": metrics,
         },
         **once_at_a_time,

@@ -16,6 +16,8 @@ class HealthSettings(ServiceSettings):
     admin_api_token: SecretStr = SecretStr("")
     # Seconds between probe runs (the first run is at start).
     health_check_interval: float = Field(3600.0, gt=0)
+    # Seconds between model discovery runs (the first run is at start): 6 hours.
+    model_discovery_interval: float = Field(21600.0, gt=0)
     # Prompt history and attempts older than this many days are deleted once a day.
     history_retention_days: float = Field(30.0, gt=0)
     # Deadline of one TestProviders call, in seconds (it probes every model).

@@ -50,17 +50,41 @@ def two_model_reply() -> selector_pb2.TestProvidersResponse:
     )
 
 
+def discovery_reply() -> selector_pb2.DiscoverModelsResponse:
+    """A discovery run: one list not read, one with a model set aside and a new free model."""
+    unlisted = selector_pb2.UnlistedModel(
+        model="groq/gpt-oss-20b",
+        reason="not listed by groq since 2026-12-01 10:00 UTC — update catalog.yaml",
+    )
+    new = selector_pb2.NewFreeModel(
+        provider_model_id="openai/gpt-oss-20b:free", note="not added: CATALOG_AUTO_ADD is off"
+    )
+    return selector_pb2.DiscoverModelsResponse(
+        providers=[
+            selector_pb2.ProviderDiscovery(provider="cerebras", error="not read: X is not set"),
+            selector_pb2.ProviderDiscovery(provider="gemini", listed_models=3),
+            selector_pb2.ProviderDiscovery(provider="groq", listed_models=2, unlisted=[unlisted]),
+            selector_pb2.ProviderDiscovery(
+                provider="openrouter", listed_models=40, new_free_models=[new]
+            ),
+        ]
+    )
+
+
 @dataclass
 class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
-    """Answers TestProviders with `reply`, or raises `error`; remembers each call's metadata.
+    """Answers TestProviders with `reply` and DiscoverModels with `discovery`, or raises `error`;
+    remembers each call's metadata (`calls`: probes, `discovery_calls`: discovery runs).
 
-    With `gate` set, each call waits for it before answering.
+    With `gate` set, each probe call waits for it before answering.
     """
 
     reply: selector_pb2.TestProvidersResponse = field(default_factory=two_model_reply)
+    discovery: selector_pb2.DiscoverModelsResponse = field(default_factory=discovery_reply)
     error: errors.ServiceError | None = None
     gate: asyncio.Event | None = None
     calls: list[dict[str, str]] = field(default_factory=list)
+    discovery_calls: list[dict[str, str]] = field(default_factory=list)
     called: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def TestProviders(
@@ -73,6 +97,14 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
         if self.error is not None:
             raise self.error
         return self.reply
+
+    async def DiscoverModels(
+        self, request: selector_pb2.DiscoverModelsRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.DiscoverModelsResponse:
+        self.discovery_calls.append({k: str(v) for k, v in context.invocation_metadata() or ()})
+        if self.error is not None:
+            raise self.error
+        return self.discovery
 
 
 async def start_selector(servicer: ScriptedSelector, port: int = 0) -> GrpcServer:

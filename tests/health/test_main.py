@@ -91,7 +91,7 @@ async def model_store_server() -> AsyncIterator[tuple[ScriptedModelStore, GrpcSe
     await server.stop(0)
 
 
-async def test_worker_waits_for_model_store_then_probes_purges_and_stops_on_sigterm(
+async def test_worker_waits_for_model_store_then_probes_discovers_purges_and_stops_on_sigterm(
     start_worker, fake_selector: ScriptedSelector, selector_server, model_store_server
 ):
     fake_store, store_server = model_store_server
@@ -111,6 +111,7 @@ async def test_worker_waits_for_model_store_then_probes_purges_and_stops_on_sigt
     await store_server.set_serving(True)
     await eventually(lambda: bool(fake_selector.calls and fake_store.requests), within_seconds=20)
     await eventually(lambda: bool(worker.logged("history purged")))
+    await eventually(lambda: bool(worker.logged("model discovery finished")))
 
     async with httpx.AsyncClient() as client:
         scrape = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
@@ -120,6 +121,7 @@ async def test_worker_waits_for_model_store_then_probes_purges_and_stops_on_sigt
     assert await worker.terminate() == 0
 
     assert fake_selector.calls[0]["authorization"] == f"Bearer {ADMIN_TOKEN}"
+    assert fake_selector.discovery_calls[0]["authorization"] == f"Bearer {ADMIN_TOKEN}"
     older_than = fake_store.requests[0].older_than.ToDatetime(tzinfo=UTC)
     expected = datetime.now(UTC) - timedelta(days=30)
     assert abs(older_than - expected) < timedelta(minutes=1)
