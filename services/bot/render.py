@@ -22,6 +22,8 @@ from services.bot.texts import Texts
 _MEDALS = {1: "🥇", 2: "🥈", 3: "🥉"}
 _NOT_RANKED = "▫️"
 _MAX_LISTED_MODELS = 30
+# A state's reason is cut to this many characters in /stats (a provider's message can be long).
+_MAX_REASON_CHARS = 160
 
 
 def answer(reply: selector_pb2.ProcessPromptResponse, texts: Texts) -> list[str]:
@@ -76,13 +78,16 @@ def state_label(model: selector_pb2.ModelStats, texts: Texts, now: datetime) -> 
             return texts.state_out_of_budget.format(until=until)
         case selector_pb2.MODEL_STATE_INACTIVE:
             return texts.state_inactive
+        case selector_pb2.MODEL_STATE_UNLISTED:
+            return texts.state_unlisted
     return texts.state_unknown
 
 
 def stats(
     reply: selector_pb2.GetModelStatsResponse, texts: Texts, now: datetime | None = None
 ) -> list[str]:
-    """/stats: models in the Selector's ranking order with the score it ranks by and the state."""
+    """/stats: models in the Selector's ranking order with the score it ranks by and the state,
+    and why a model is not ready when the Selector says."""
     if not reply.models:
         return [texts.stats_empty]
     now = now or datetime.now(UTC)
@@ -105,6 +110,11 @@ def stats(
                 state=state_label(model, texts, now),
             )
         )
+        reason = model.state_reason if model.state != selector_pb2.MODEL_STATE_READY else ""
+        if reason:
+            if len(reason) > _MAX_REASON_CHARS:
+                reason = reason[: _MAX_REASON_CHARS - 1] + "…"
+            lines[-1] += "\n" + texts.stats_reason.format(reason=escape(reason))
     return join_lines(lines)
 
 

@@ -35,6 +35,7 @@ class Texts:
     stats_header: str
     stats_line: str
     stats_details: str
+    stats_reason: str
     stats_no_data: str
     stats_empty: str
     state_ready: str
@@ -44,6 +45,7 @@ class Texts:
     state_no_credentials: str
     state_out_of_budget: str
     state_inactive: str
+    state_unlisted: str
     state_unknown: str
     until: str
     test_not_admin: str
@@ -141,6 +143,7 @@ RU = Texts(
     stats_header="<b>Рейтинг моделей</b> (за {hours} ч)",
     stats_line="{marker} <b>{name}</b> ({provider}) — оценка {score}\n    {details} · {state}",
     stats_details="успешно {success_rate} · {latency} с · запросов: {requests}",
+    stats_reason="    <i>{reason}</i>",
     stats_no_data="данных пока нет",
     stats_empty="В каталоге пока нет моделей.",
     state_ready="✅ готова",
@@ -150,6 +153,7 @@ RU = Texts(
     state_no_credentials="🔑 нет ключа",
     state_out_of_budget="📉 бесплатный лимит исчерпан{until}",
     state_inactive="⛔ выключена",
+    state_unlisted="🗑 провайдер её больше не предлагает",
     state_unknown="❔ неизвестно",
     until=" до {time} UTC",
     test_not_admin="🙏 Простите, проверка провайдеров доступна только администраторам бота.",
@@ -245,6 +249,7 @@ EN = Texts(
     stats_header="<b>Model ranking</b> (last {hours} h)",
     stats_line="{marker} <b>{name}</b> ({provider}) — score {score}\n    {details} · {state}",
     stats_details="success {success_rate} · {latency} s · requests: {requests}",
+    stats_reason="    <i>{reason}</i>",
     stats_no_data="no data yet",
     stats_empty="The catalog has no models yet.",
     state_ready="✅ ready",
@@ -254,6 +259,7 @@ EN = Texts(
     state_no_credentials="🔑 no key",
     state_out_of_budget="📉 free quota spent{until}",
     state_inactive="⛔ switched off",
+    state_unlisted="🗑 no longer offered by the provider",
     state_unknown="❔ unknown",
     until=" until {time} UTC",
     test_not_admin="🙏 Sorry, probing the providers is for the bot's admins only.",

@@ -100,6 +100,7 @@ async def test_stats_in_english_ranks_with_medals_and_states(chat: Chat, selecto
         "    success 90% · 2.5 s · requests: 40 · ✅ ready\n"
         "▫️ <b>cerebras/zai-glm-4.7</b> (cerebras) — score 0.50\n"
         f"    success 60% · 4.0 s · requests: 10 · ⏳ cooling down until {until} UTC\n"
+        "    <i>rate limited by the provider</i>\n"
         "▫️ <b>sambanova/Meta-Llama-3.3-70B-Instruct</b> (sambanova) — score 0.00\n"
         "    no data yet · 🔑 no key"
     ]
@@ -115,6 +116,38 @@ async def test_stats_in_russian(chat: Chat, selector) -> None:
     ]
     assert f"⏳ пауза до {until} UTC" in text
     assert text.endswith("данных пока нет · 🔑 нет ключа")
+
+
+async def test_stats_says_why_a_model_is_set_aside_escaped_and_cut(chat: Chat, selector) -> None:
+    reason = "not listed by groq since 2026-12-01 10:00 UTC — update catalog.yaml <b>"
+    selector.models = [
+        selector_pb2.ModelStats(
+            id=7,
+            name="groq/gpt-oss-20b",
+            provider="groq",
+            is_active=True,
+            state=selector_pb2.MODEL_STATE_UNLISTED,
+            state_reason=reason,
+        ),
+        selector_pb2.ModelStats(
+            id=8,
+            name="groq/gpt-oss-120b",
+            provider="groq",
+            state=selector_pb2.MODEL_STATE_COOLING_DOWN,
+            state_reason="x" * 300,
+        ),
+    ]
+
+    [english] = await chat.send("/stats", language_code="en")
+    [russian] = await chat.send("/stats", language_code="ru")
+
+    assert english.split("\n")[1:4] == [
+        "▫️ <b>groq/gpt-oss-20b</b> (groq) — score 0.00",
+        "    no data yet · 🗑 no longer offered by the provider",
+        "    <i>not listed by groq since 2026-12-01 10:00 UTC — update catalog.yaml &lt;b&gt;</i>",
+    ]
+    assert "🗑 провайдер её больше не предлагает" in russian
+    assert f"    <i>{'x' * 159}…</i>" in english
 
 
 async def test_stats_escapes_names(chat: Chat, selector) -> None:
