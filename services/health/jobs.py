@@ -127,8 +127,8 @@ async def discover_models(
     metrics: HealthMetrics,
 ) -> selector_pb2.DiscoverModelsResponse | None:
     """Has the Selector compare every provider's model list with the catalog
-    (`Selector.DiscoverModels`) and logs what each list said: a warning for a provider whose list
-    was not read, for catalog models set aside, and for free models the catalog lacks.
+    (`Selector.DiscoverModels`) and logs what each list said, as a warning when the catalog needs
+    the operator: models set aside, free models it lacks.
 
     Returns the reply, or None when the call failed (logged and counted, never raised).
     """
@@ -156,7 +156,9 @@ async def discover_models(
                 ],
                 "error": report.error,
             }
-            attention = report.error or report.unlisted or report.new_free_models
+            # The catalog needs the operator; a list not read was already warned about by the
+            # Selector (a provider without a key is the operator's choice, not news).
+            attention = report.unlisted or report.new_free_models
             level = logging.WARNING if attention else logging.INFO
             log.log(level, "model list compared", extra=fields)
         log.info(

@@ -37,7 +37,7 @@ async def test_logs_what_each_list_said_under_the_run_request_id(
     assert call["authorization"] == f"Bearer {ADMIN_TOKEN}"
     compared = [r for r in caplog.records if r.getMessage() == "model list compared"]
     assert [(r.provider, r.levelno) for r in compared] == [
-        ("cerebras", logging.WARNING),
+        ("cerebras", logging.INFO),
         ("gemini", logging.INFO),
         ("groq", logging.WARNING),
         ("openrouter", logging.WARNING),
