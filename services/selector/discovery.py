@@ -28,6 +28,8 @@ from services.selector.providers.listing import Listed, ListingError, fetch_list
 log = logging.getLogger(__name__)
 
 HINT = "update catalog.yaml"
+# ModelStore takes at most this many listings per call.
+SAVE_BATCH = 1000
 # Time kept back from the call's deadline for saving the result and answering, in seconds.
 SAVE_RESERVE_SECONDS = 2.0
 
@@ -70,6 +72,11 @@ class Verdict:
     new_free: tuple[Listed, ...] = ()
 
 
+def _expired(listed: Listed, today: date) -> bool:
+    """Whether the list's expiration date has come (the day itself counts)."""
+    return listed.expires is not None and listed.expires <= today
+
+
 def _gone(provider: str, listed: Listed | None, today: date) -> str | None:
     """Why a model the list describes as `listed` (None: absent) cannot be used, as a reason with
     a `{since}` slot; None when it is offered."""
@@ -77,8 +84,8 @@ def _gone(provider: str, listed: Listed | None, today: date) -> str | None:
         return f"not listed by {provider} since {{since}}"
     if not listed.active:
         return f"listed as inactive by {provider} since {{since}}"
-    if listed.expires is not None and listed.expires <= today:
-        return f"past its expiration date {listed.expires.isoformat()} at {provider}"
+    if _expired(listed, today):
+        return f"past its expiration date {listed.expires} at {provider}"
     if listed.free is False:
         return f"no longer free at {provider} since {{since}} (its list gives a price)"
     return None
@@ -120,10 +127,7 @@ def compare(
     new_free = tuple(
         model
         for model in listed
-        if model.free
-        and model.active
-        and not (model.expires is not None and model.expires <= today)
-        and model.id not in known
+        if model.free and model.active and not _expired(model, today) and model.id not in known
     )
     return Verdict(tuple(unlisted), tuple(relisted), new_free)
 
@@ -145,8 +149,13 @@ def _accounts(catalog: snapshot.Catalog) -> list[_Account]:
         if not entry.spec.is_active:
             continue
         model = entry.model
-        key = (model.provider, model.api_format, model.api_endpoint, model.base_url_env)
-        key += (model.api_key_env,)
+        key = (
+            model.provider,
+            model.api_format,
+            model.api_endpoint,
+            model.base_url_env,
+            model.api_key_env,
+        )
         account = accounts.setdefault(
             key, _Account(model.provider, entry.target, entry.credentials_error)
         )
@@ -166,7 +175,10 @@ def _known(entry: snapshot.Entry) -> Known:
     )
 
 
-def _listing_message(model_id: int, reason: str = "", since: datetime | None = None):
+def _listing_message(
+    model_id: int, reason: str = "", since: datetime | None = None
+) -> common_pb2.ModelListing:
+    """A listing to save: set aside with `reason` since `since`, or (no reason) listed."""
     message = common_pb2.ModelListing(model_id=model_id, unlisted_reason=reason)
     if since is not None:
         message.unlisted_since.FromDatetime(since)
@@ -227,9 +239,7 @@ class Discovery:
             await self._save(changes)
             added = [await self._add(report, model) for report, model in new_free]
             if changes or any(added):
-                self._engine.catalog = snapshot.Catalog.build(
-                    await snapshot.load_models(self._stub), self._environ
-                )
+                await self._reload()
             _export(reports)
             return selector_pb2.DiscoverModelsResponse(providers=reports)
 
@@ -267,22 +277,33 @@ class Discovery:
         return changes
 
     async def _save(self, changes: list[common_pb2.ModelListing]) -> None:
-        """Saves the listings that changed; Unavailable when ModelStore cannot take them."""
-        if not changes:
-            return
+        """Saves the listings that changed; Unavailable when ModelStore does not take them."""
         try:
-            await self._stub.UpdateModelListings(
-                model_store_pb2.UpdateModelListingsRequest(listings=changes),
-                timeout=snapshot.RPC_TIMEOUT,
-            )
+            for start in range(0, len(changes), SAVE_BATCH):
+                await self._stub.UpdateModelListings(
+                    model_store_pb2.UpdateModelListingsRequest(
+                        listings=changes[start : start + SAVE_BATCH]
+                    ),
+                    timeout=snapshot.RPC_TIMEOUT,
+                )
         except grpc.aio.AioRpcError as error:
-            log.warning("discovery result not saved", extra={"code": error.code().name})
+            code = error.code().name
+            log.warning("discovery result not saved", extra={"code": code})
             raise errors.Unavailable(
-                "model discovery could not save its result: ModelStore is unreachable; "
+                f"model discovery could not save its result: ModelStore answered {code}; "
                 "nothing changed",
                 retry_after_seconds=30,
                 reason=common_pb2.ERROR_REASON_DEPENDENCY_UNAVAILABLE,
             ) from None
+
+    async def _reload(self) -> None:
+        """Routes by what was saved at once (else from the next snapshot refresh)."""
+        try:
+            models = await snapshot.load_models(self._stub)
+        except grpc.aio.AioRpcError as error:
+            log.warning("catalog not reloaded after discovery", extra={"code": error.code().name})
+            return
+        self._engine.catalog = snapshot.Catalog.build(models, self._environ)
 
     async def _add(self, report: selector_pb2.ProviderDiscovery, model: Listed) -> bool:
         """Reports a new free model and, when the operator opted in, adds it; True if added."""

@@ -134,6 +134,19 @@ async def test_a_list_that_cannot_be_read_changes_nothing(make_stack, fault, set
     assert after["alpha/m2"].state == selector_pb2.MODEL_STATE_UNLISTED
 
 
+async def test_a_result_modelstore_cannot_save_changes_nothing(make_stack):
+    stack = await make_stack(models=TWO_AT_ALPHA)
+    serve(stack, alpha=["m1"])
+    await stack.stop_store()
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await discover(stack)
+
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "nothing changed" in (caught.value.details() or "")
+    assert (await stats(stack))["alpha/m2"].state == selector_pb2.MODEL_STATE_READY
+
+
 async def test_providers_without_a_key_are_not_read(make_stack):
     stack = await make_stack(keys=("alpha",))
     serve(stack)
