@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
 
 from aiselector.v1 import (
     common_pb2,
@@ -31,6 +33,7 @@ DISCOVERY_JOB = "discover_models"
 RETENTION_JOB = "purge_history"
 
 Clock = Callable[[], datetime]
+Reply = TypeVar("Reply", bound=Message)
 
 
 def utc_now() -> datetime:
@@ -53,11 +56,6 @@ def _outcome_name(outcome: int) -> str:
     return common_pb2.Outcome.Name(outcome)  # type: ignore[arg-type]
 
 
-def _admin(admin_token: str, request_id: str) -> tuple[tuple[str, str], ...]:
-    """Metadata of an admin call: the bearer token and the run's request id."""
-    return (("authorization", f"Bearer {admin_token}"), (REQUEST_ID_KEY, request_id))
-
-
 def _job_failed(job: str, error: grpc.aio.AioRpcError, metrics: HealthMetrics) -> None:
     """Logs a run whose RPC failed and counts it; the worker carries on."""
     log.warning(
@@ -65,6 +63,29 @@ def _job_failed(job: str, error: grpc.aio.AioRpcError, metrics: HealthMetrics) -
         extra={"job": job, "code": error.code().name, "error": error.details() or ""},
     )
     metrics.job_finished(job, ok=False)
+
+
+async def _call_admin(
+    job: str,
+    method: Callable[..., Awaitable[Reply]],
+    request: Message,
+    *,
+    admin_token: str,
+    request_id: str,
+    timeout_seconds: float,
+    metrics: HealthMetrics,
+) -> Reply | None:
+    """One run's call of an admin method of the Selector, with the bearer token and the run's
+    request id; None when it failed (logged and counted)."""
+    try:
+        return await method(
+            request,
+            metadata=(("authorization", f"Bearer {admin_token}"), (REQUEST_ID_KEY, request_id)),
+            timeout=timeout_seconds,
+        )
+    except grpc.aio.AioRpcError as error:
+        _job_failed(job, error, metrics)
+        return None
 
 
 async def probe_providers(
@@ -81,14 +102,16 @@ async def probe_providers(
     """
     with _fresh_request_id() as request_id:
         started = time.monotonic()
-        try:
-            reply = await selector.TestProviders(
-                selector_pb2.TestProvidersRequest(),
-                metadata=_admin(admin_token, request_id),
-                timeout=timeout_seconds,
-            )
-        except grpc.aio.AioRpcError as error:
-            _job_failed(PROBE_JOB, error, metrics)
+        reply = await _call_admin(
+            PROBE_JOB,
+            selector.TestProviders,
+            selector_pb2.TestProvidersRequest(),
+            admin_token=admin_token,
+            request_id=request_id,
+            timeout_seconds=timeout_seconds,
+            metrics=metrics,
+        )
+        if reply is None:
             return None
         for result in reply.results:
             log.info(
@@ -134,14 +157,16 @@ async def discover_models(
     """
     with _fresh_request_id() as request_id:
         started = time.monotonic()
-        try:
-            reply = await selector.DiscoverModels(
-                selector_pb2.DiscoverModelsRequest(),
-                metadata=_admin(admin_token, request_id),
-                timeout=timeout_seconds,
-            )
-        except grpc.aio.AioRpcError as error:
-            _job_failed(DISCOVERY_JOB, error, metrics)
+        reply = await _call_admin(
+            DISCOVERY_JOB,
+            selector.DiscoverModels,
+            selector_pb2.DiscoverModelsRequest(),
+            admin_token=admin_token,
+            request_id=request_id,
+            timeout_seconds=timeout_seconds,
+            metrics=metrics,
+        )
+        if reply is None:
             return None
         for report in reply.providers:
             fields = {

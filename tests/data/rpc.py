@@ -1,16 +1,20 @@
-"""Helpers for the ModelStore tests: timestamps, attempts, and reading rich gRPC errors."""
+"""Helpers for the ModelStore tests: timestamps, attempts, catalog files, and reading rich gRPC
+errors."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import grpc
+import yaml
 from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from aiselector.v1 import common_pb2
+from aiselector.v1 import common_pb2, model_store_pb2, model_store_pb2_grpc
+from services.data.app import start_model_store
 
 
 def ts(moment: datetime) -> timestamp_pb2.Timestamp:
@@ -18,6 +22,27 @@ def ts(moment: datetime) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(moment.astimezone(UTC))
     return stamp
+
+
+def write_catalog(folder: Path, document: dict) -> Path:
+    """`document` written as `folder/catalog.yaml`."""
+    path = folder / "catalog.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+async def applied_catalog(database_url: str, catalog_path: Path) -> dict[str, common_pb2.Model]:
+    """Every model by name once a ModelStore has applied `catalog_path` at its start (it is
+    stopped again)."""
+    store = await start_model_store(database_url, catalog_path=catalog_path)
+    try:
+        async with grpc.aio.insecure_channel(store.address) as channel:
+            reply = await model_store_pb2_grpc.ModelStoreStub(channel).ListModels(
+                model_store_pb2.ListModelsRequest(page_size=1000)
+            )
+    finally:
+        await store.stop()
+    return {m.name: m for m in reply.models}
 
 
 def attempt(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
 import grpc
 import pytest
@@ -22,13 +21,7 @@ from services.data.catalog import (
     CatalogError,
     load_catalog,
 )
-from tests.data.rpc import attempt
-
-
-def _write(folder: Path, document: dict) -> Path:
-    path = folder / "catalog.yaml"
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    return path
+from tests.data.rpc import attempt, write_catalog
 
 
 def test_repo_catalog_is_valid_and_current(catalog_path):
@@ -96,10 +89,10 @@ def test_invalid_catalog_names_the_entry_and_field(tmp_path, mutate, message):
         ],
         "models": [{"name": "acme/one", "provider": "acme", "provider_model_id": "one"}],
     }
-    load_catalog(_write(tmp_path, document))
+    load_catalog(write_catalog(tmp_path, document))
     mutate(document)
     with pytest.raises(CatalogError) as caught:
-        load_catalog(_write(tmp_path, document))
+        load_catalog(write_catalog(tmp_path, document))
     assert message in str(caught.value)
 
 
@@ -127,7 +120,7 @@ def test_provider_level_activity_and_account_limits_reach_every_model(tmp_path):
             {"name": "gone/old", "provider": "gone", "provider_model_id": "old"},
         ],
     }
-    specs = {spec.name: spec for spec in load_catalog(_write(tmp_path, document)).models}
+    specs = {spec.name: spec for spec in load_catalog(write_catalog(tmp_path, document)).models}
     for name in ("acme/one", "acme/two"):
         spec = specs[name]
         assert spec.is_active
@@ -180,7 +173,7 @@ async def test_reapplying_changes_nothing_and_removal_deactivates(
     gemini["limits"]["rpd"] = 500
     router = next(p for p in document["providers"] if p["name"] == "openrouter")
     router["account_limits"]["rpd"] = 1000
-    store = await start_model_store(database_url, catalog_path=_write(tmp_path, document))
+    store = await start_model_store(database_url, catalog_path=write_catalog(tmp_path, document))
     try:
         after = await _models(store)
     finally:
@@ -199,6 +192,6 @@ async def test_reapplying_changes_nothing_and_removal_deactivates(
 
 
 async def test_an_invalid_catalog_stops_the_start(database_url, tmp_path):
-    path = _write(tmp_path, {"providers": [], "models": [{"name": "x/y", "provider": "x"}]})
+    path = write_catalog(tmp_path, {"providers": [], "models": [{"name": "x/y", "provider": "x"}]})
     with pytest.raises(CatalogError, match="model `x/y`: field `provider`"):
         await start_model_store(database_url, catalog_path=path)

@@ -4,7 +4,6 @@ the per-model reasoning effort."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import grpc
 import pytest
@@ -13,8 +12,8 @@ from google.protobuf import field_mask_pb2
 
 from aiselector.v1 import common_pb2, model_store_pb2_grpc
 from aiselector.v1 import model_store_pb2 as pb
-from services.data.app import RunningModelStore, start_model_store
-from tests.data.rpc import error_reason, ts, violations
+from services.data.app import start_model_store
+from tests.data.rpc import applied_catalog, error_reason, ts, violations, write_catalog
 
 SINCE = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 REASON = "not listed by groq since 2026-12-01 10:00 UTC — update catalog.yaml"
@@ -22,14 +21,6 @@ REASON = "not listed by groq since 2026-12-01 10:00 UTC — update catalog.yaml"
 
 async def _get(stub: model_store_pb2_grpc.ModelStoreStub, name: str) -> common_pb2.Model:
     return (await stub.GetModel(pb.GetModelRequest(name=name))).model
-
-
-async def _by_name(store: RunningModelStore) -> dict[str, common_pb2.Model]:
-    async with grpc.aio.insecure_channel(store.address) as channel:
-        reply = await model_store_pb2_grpc.ModelStoreStub(channel).ListModels(
-            pb.ListModelsRequest(page_size=1000)
-        )
-    return {m.name: m for m in reply.models}
 
 
 async def test_a_listing_is_stored_shown_and_cleared(model_store_stub):
@@ -172,12 +163,6 @@ async def test_a_bad_discovered_model_is_refused(model_store_stub, fields, field
         assert field in violations(caught.value)
 
 
-def _write(folder: Path, document: dict) -> Path:
-    path = folder / "catalog.yaml"
-    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
-    return path
-
-
 async def test_the_catalog_file_leaves_discovered_models_and_listings_alone(
     database_url, catalog_path, tmp_path
 ):
@@ -203,11 +188,7 @@ async def test_the_catalog_file_leaves_discovered_models_and_listings_alone(
     finally:
         await store.stop()
 
-    store = await start_model_store(database_url, catalog_path=catalog_path)
-    try:
-        again = await _by_name(store)
-    finally:
-        await store.stop()
+    again = await applied_catalog(database_url, catalog_path)
     kept = again["openrouter/openai/gpt-oss-20b:free"]
     assert kept.is_active
     assert kept.origin == common_pb2.MODEL_ORIGIN_DISCOVERED
@@ -224,19 +205,15 @@ async def test_the_catalog_file_leaves_discovered_models_and_listings_alone(
             "tags": ["code"],
         }
     )
-    store = await start_model_store(database_url, catalog_path=_write(tmp_path, document))
-    try:
-        adopted = (await _by_name(store))["openrouter/openai/gpt-oss-20b:free"]
-    finally:
-        await store.stop()
+    adopted = (await applied_catalog(database_url, write_catalog(tmp_path, document)))[
+        "openrouter/openai/gpt-oss-20b:free"
+    ]
     assert adopted.origin == common_pb2.MODEL_ORIGIN_CATALOG
     assert list(adopted.tags) == ["code"]
     assert adopted.id == added.model.id
-    store = await start_model_store(database_url, catalog_path=catalog_path)
-    try:
-        dropped = (await _by_name(store))["openrouter/openai/gpt-oss-20b:free"]
-    finally:
-        await store.stop()
+    dropped = (await applied_catalog(database_url, catalog_path))[
+        "openrouter/openai/gpt-oss-20b:free"
+    ]
     assert not dropped.is_active
 
 
