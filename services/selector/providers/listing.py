@@ -207,7 +207,7 @@ def _cloudflare_page(body: Any, params: dict[str, str]) -> _Page:
     result = body.get("result") if isinstance(body, dict) else None
     if not isinstance(result, list) or len(result) < CLOUDFLARE_PAGE_SIZE:
         return _Page(models)
-    return _Page(models, {**params, "page": str(int(params["page"]) + 1)})
+    return _Page(models, {**params, "page": str(int(params.get("page", "1")) + 1)})
 
 
 _OPENAI = _Shape(lambda base: f"{base}/models", {}, _openai_page, _bearer)

@@ -2,10 +2,10 @@
 Cloudflare's OpenAI endpoint, OpenRouter, GitHub Models, Fireworks, Ollama and any other).
 
 Reasoning models are asked for `reasoning_effort: "low"` (OpenAI's own field, accepted by the
-compatible providers that serve reasoning models), or what their catalog entry says (Groq's Qwen
-takes only `none`/`default`), and get an output-token floor. Reasoning that
-comes back in `reasoning` / `reasoning_content`, harmony channel tags or `<think>` blocks is never
-the answer.
+compatible providers that serve reasoning models) unless their catalog entry names another value
+or "" for none (Groq's Qwen takes only `none`/`default`), and get an output-token floor. Reasoning
+that comes back in `reasoning` / `reasoning_content`, harmony channel tags or `<think>` blocks is
+never the answer.
 """
 
 from __future__ import annotations
