@@ -39,6 +39,34 @@ async def test_stats_and_admin_probe_through_envoy(front):
     assert probe.json()["successful"] == 3
 
 
+async def test_model_discovery_through_envoy(front):
+    stack, _, http = await front()
+    for provider in ("alpha", "beta", "gamma"):
+        stack.sim.set_models(provider, ["m1"])
+    stack.sim.set_models("beta", ["m2"])  # beta/m1 is gone from beta's list
+    assert (await http.post("/api/v1/models/discover", json={})).status_code == 401
+    right = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    reply = await http.post("/api/v1/models/discover", json={}, headers=right)
+
+    assert reply.status_code == 200
+    reports = {r["provider"]: r for r in reply.json()["providers"]}
+    assert reports["alpha"] == {
+        "provider": "alpha",
+        "listed_models": 1,
+        "unlisted": [],
+        "relisted": [],
+        "new_free_models": [],
+        "error": "",
+    }
+    [unlisted] = reports["beta"]["unlisted"]
+    assert unlisted["model"] == "beta/m1"
+    assert unlisted["reason"].startswith("not listed by beta since ")
+    stats = (await http.get("/api/v1/models/stats")).json()
+    beta = next(m for m in stats["models"] if m["name"] == "beta/m1")
+    assert (beta["state"], beta["state_reason"]) == ("MODEL_STATE_UNLISTED", unlisted["reason"])
+
+
 async def test_all_rate_limited_is_429_with_retry_after(front):
     _, _, http = await front({m: {"behaviour": "rate_limited", "retry_after": 40} for m in MODELS})
     reply = await http.post("/api/v1/prompts/process", json={"prompt": "Hi"})
