@@ -1,15 +1,20 @@
 """Model discovery against the simulator's model lists, with the real Selector and ModelStore:
 unlisted models set aside and back, failing lists that change nothing, new free models reported
-and (on opt-in) added to survive a restart."""
+and (on opt-in) added to survive a restart, and the demo run's catalog listed whole."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
-from aiselector.v1 import common_pb2, model_store_pb2, selector_pb2
+from aiselector.v1 import common_pb2, model_store_pb2, selector_pb2, selector_pb2_grpc
+from services.common.channels import open_channel
+from services.selector.app import start_selector
+from services.selector.settings import SelectorSettings
+from services.simulator import start_simulator
 from tests.stacks import ADMIN_TOKEN, PROVIDERS, Stack
 
 ADMIN = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
@@ -271,3 +276,35 @@ async def test_discovery_is_an_admin_method(make_stack, metadata, code):
         )
 
     assert caught.value.code() == code
+
+
+DEMO = Path(__file__).resolve().parents[2] / "services" / "simulator" / "scenarios" / "demo.yaml"
+
+
+async def test_the_demo_run_lists_every_active_model_of_the_repo_catalog(model_store):
+    """`make run` without keys: the simulator lists the catalog's models in each provider's shape
+    (Gemini, Cloudflare and OpenRouter included), so discovery sets nothing aside."""
+    simulator = await start_simulator(DEMO)
+    settings = SelectorSettings(
+        _env_file=None,
+        selector_listen_address="127.0.0.1:0",
+        model_store_address=model_store.address,
+        admin_api_token=ADMIN_TOKEN,
+    )
+    selector = await start_selector(settings, simulator.provider_environ())
+    try:
+        await selector.wait_ready(10)
+        async with open_channel(selector.address, private=True) as channel:
+            reply = await selector_pb2_grpc.SelectorStub(channel).DiscoverModels(
+                selector_pb2.DiscoverModelsRequest(), metadata=ADMIN, timeout=15
+            )
+    finally:
+        await selector.stop()
+        await simulator.close()
+
+    reports = {r.provider: r for r in reply.providers}
+    assert set(reports) == {"gemini", "groq", "cerebras", "cloudflare", "openrouter"}
+    for provider, report in reports.items():
+        assert (report.error, list(report.unlisted)) == ("", []), provider
+        assert report.listed_models >= 2, provider
+        assert list(report.new_free_models) == [], provider
