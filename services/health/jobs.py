@@ -181,8 +181,8 @@ async def discover_models(
                 ],
                 "error": report.error,
             }
-            # The catalog needs the operator; a list not read was already warned about by the
-            # Selector (a provider without a key is the operator's choice, not news).
+            # A warning when the catalog needs the operator's hand; a list not read is already a
+            # warning at the Selector (and a provider without a key is the operator's choice).
             attention = report.unlisted or report.new_free_models
             level = logging.WARNING if attention else logging.INFO
             log.log(level, "model list compared", extra=fields)
