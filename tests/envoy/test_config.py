@@ -29,7 +29,9 @@ def test_routes_are_exactly_the_public_selector_methods_with_the_grpc_matcher():
     routes = connection_manager(rendered())["route_config"]["virtual_hosts"][0]["routes"]
 
     service = selector_pb2.DESCRIPTOR.services_by_name["Selector"]
-    expected = {f"/{service.full_name}/{m.name}" for m in service.methods}
+    # Issue 14 phase 2 routes the streaming and OpenAI methods, once the Selector serves them.
+    unrouted = {"StreamPrompt", "ChatCompletions", "ListOpenAIModels"}
+    expected = {f"/{service.full_name}/{m.name}" for m in service.methods if m.name not in unrouted}
     assert {r["match"]["path"] for r in routes} == expected
     assert all(r["match"]["grpc"] == {} for r in routes)
     assert all(r["route"]["cluster"] == "selector" for r in routes)
