@@ -2,8 +2,9 @@
 
 With `--buf-against REF` it prepares Buf's inputs instead (`make lint`): links the googleapis files
 the contract imports into build/googleapis (a module of buf.yaml) and builds the descriptor set of
-proto/ at git REF into build/contract-against.binpb, the baseline of `buf breaking`. A git input
-(`.git#branch=main,subdir=proto`) cannot serve: Buf would find no googleapis files beside it.
+proto/ where this branch left git REF into build/contract-against.binpb, the baseline of `buf
+breaking`. A git input (`.git#branch=main,subdir=proto`) cannot serve: Buf would find no googleapis
+files beside it.
 """
 
 from __future__ import annotations
@@ -79,16 +80,25 @@ def link_googleapis() -> None:
         link.symlink_to(GOOGLEAPIS / name)
 
 
+def git(*args: str) -> bytes:
+    """The output of a git command in this checkout; exits with git's message on failure."""
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, check=False)
+    if done.returncode != 0:
+        problem = done.stderr.decode().strip()
+        sys.exit(f"git {args[0]} failed (set BUF_AGAINST to a git ref): {problem}")
+    return done.stdout
+
+
 def build_against(ref: str) -> None:
-    """Writes the descriptor set of proto/ as committed at git `ref` (no network, worktrees too)."""
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", ref, "proto"], cwd=ROOT, capture_output=True, check=False
-    )
-    if archive.returncode != 0:
-        problem = archive.stderr.decode().strip()
-        sys.exit(f"cannot read proto/ at {ref!r} (set BUF_AGAINST to a git ref): {problem}")
+    """Writes the descriptor set of proto/ where this checkout left `ref` (no network needed).
+
+    The baseline is the merge base of HEAD and `ref`, so contract changes merged into `ref` since
+    this branch forked are not taken for this branch's deletions; on `ref` itself it is HEAD.
+    """
+    base = git("merge-base", "HEAD", ref).decode().strip()
+    archive = git("archive", "--format=tar", base, "proto")
     with tempfile.TemporaryDirectory() as tmp:
-        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(tmp, filter="data")
         root = Path(tmp) / "proto"
         run(
