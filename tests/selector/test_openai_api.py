@@ -439,7 +439,7 @@ def test_an_in_stream_error_is_one_event_without_done():
 
 @dataclass
 class OpenAIFront:
-    """An HTTP server that answers like Envoy + the Selector will, from this module's output."""
+    """An HTTP server answering as Envoy and the Selector will, with openai_reply's output."""
 
     bodies: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
@@ -475,10 +475,7 @@ class OpenAIFront:
         }
         if script in scripted:
             return self.error_response(scripted[script])
-        answer = reply(
-            response="Hello there",
-            usage=selector_pb2.TokenUsage(prompt_tokens=7, completion_tokens=3),
-        )
+        answer = reply()
         headers = dict(openai_reply.routing_headers("groq/llama", "groq", 2))
         if not parsed.stream:
             body = openai_reply.completion_body(answer, created=1_700_000_000)
