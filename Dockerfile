@@ -39,7 +39,9 @@ EXPOSE 8000
 CMD ["envoy", "-c", "/etc/envoy/envoy.yaml", "--log-level", "warn", "--file-flush-interval-msec", "1000"]
 
 FROM python-base AS app
-RUN useradd --system --uid 10001 --home-dir /app app
+# The Selector's spool folder (compose mounts a volume there; a new volume takes this owner).
+RUN useradd --system --uid 10001 --home-dir /app app \
+    && install -d -m 0700 -o app /var/lib/aiselector/spool
 USER app
 EXPOSE 50051 50052
 CMD ["python", "-m", "services.selector"]

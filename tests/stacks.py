@@ -27,9 +27,19 @@ def provider_key(provider: str) -> str:
     return f"sk-{provider}-0123456789abcdef"
 
 
-def catalog(models: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A catalog of three OpenAI-compatible providers with one model each (`alpha/m1` …)."""
+def catalog(
+    models: dict[str, dict[str, Any]] | None = None,
+    providers: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A catalog of three OpenAI-compatible providers with one model each (`alpha/m1` …).
+
+    `models` changes fields of a model by name, or adds one (`alpha/m2`: a second model of alpha,
+    id `m2` at the provider); `providers` changes fields of a provider (`account_limits`, …).
+    """
     models = models or {}
+    providers = providers or {}
+    names = [f"{p}/m1" for p in PROVIDERS]
+    names += [name for name in models if name not in names]
     return {
         "providers": [
             {
@@ -39,19 +49,20 @@ def catalog(models: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
                 "api_key_env": f"{p.upper()}_API_KEY",
                 "base_url_env": f"{p.upper()}_BASE_URL",
                 "limits": {"timeout_ms": 2000, "max_output": 256},
+                **providers.get(p, {}),
             }
             for p in PROVIDERS
         ],
         "models": [
             {
-                "name": f"{p}/m1",
-                "provider": p,
-                "provider_model_id": "m1",
+                "name": name,
+                "provider": name.split("/")[0],
+                "provider_model_id": name.split("/", 1)[1],
                 "tags": ["json"],
                 "supports_json": True,
-                **models.get(f"{p}/m1", {}),
+                **models.get(name, {}),
             }
-            for p in PROVIDERS
+            for name in names
         ],
     }
 
@@ -131,12 +142,13 @@ async def make_stack(database_url: str, tmp_path: Path) -> AsyncIterator[StackFa
         scripts: dict[str, Any] | None = None,
         *,
         models: dict[str, dict[str, Any]] | None = None,
+        providers: dict[str, dict[str, Any]] | None = None,
         keys: tuple[str, ...] = PROVIDERS,
         **settings: Any,
     ) -> Stack:
         sim = await start_simulator({"default": {"latency": 0.01}, "scripts": scripts or {}})
         path = tmp_path / "catalog.yaml"
-        path.write_text(yaml.safe_dump(catalog(models)))
+        path.write_text(yaml.safe_dump(catalog(models, providers)))
         store = await start_model_store(database_url, "127.0.0.1:0", path)
         environ = {f"{p.upper()}_BASE_URL": sim.base_url(p) for p in PROVIDERS}
         environ |= {f"{p.upper()}_API_KEY": provider_key(p) for p in keys}

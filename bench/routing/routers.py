@@ -304,6 +304,7 @@ class SelectorRouter:
             spec.model_id,
             result.outcome,
             now,
+            started=started,
             retry_after=result.retry_after,
             tokens=result.tokens,
             http_status=result.http_status,

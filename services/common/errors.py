@@ -10,7 +10,9 @@
     ├── Unavailable              UNAVAILABLE        + RetryInfo + `retry-after` trailer
     └── DeadlineExceeded         DEADLINE_EXCEEDED
 
-Every status carries an `ErrorInfo` whose reason is an `aiselector.v1.ErrorReason` name.
+Every status carries an `ErrorInfo` whose reason is an `aiselector.v1.ErrorReason` name. A status
+is bounded whatever an error echoes (message, field violations, metadata: a few KiB in all), so
+its trailers can never grow large enough to hurt the connection they travel on.
 """
 
 from __future__ import annotations
@@ -26,6 +28,32 @@ from aiselector.v1 import common_pb2
 from services.common import secrets
 
 DOMAIN = "aiselector.v1"
+# Bounds of a status, in UTF-8 bytes and counts: with them a status serialises to under 8 KiB,
+# and its trailers (grpc-message, grpc-status-details-bin) stay far below Envoy's header limits.
+MESSAGE_MAX_BYTES = 1024
+NAME_MAX_BYTES = 64
+DETAIL_MAX_BYTES = 256
+MAX_VIOLATIONS = 10
+MAX_METADATA = 4
+# A client's value quoted in an error is cut to this many characters.
+ECHO_MAX_CHARS = 64
+ELLIPSIS = "…"
+
+
+def clip(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8, ending in an ellipsis when cut."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    budget = max_bytes - len(ELLIPSIS.encode())
+    return encoded[:budget].decode(errors="ignore") + ELLIPSIS
+
+
+def echo(value: str) -> str:
+    """A client's value quoted for an error message: its first ECHO_MAX_CHARS characters."""
+    if len(value) <= ECHO_MAX_CHARS:
+        return repr(value)
+    return f"{value[:ECHO_MAX_CHARS]!r}{ELLIPSIS} ({len(value)} characters)"
 
 
 class ServiceError(Exception):
@@ -69,8 +97,11 @@ class InvalidArgument(ServiceError):
     def details(self) -> list[any_pb2.Any]:
         bad = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
-                for f, d in self.violations
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=clip(f, NAME_MAX_BYTES),
+                    description=clip(secrets.redact(d), DETAIL_MAX_BYTES),
+                )
+                for f, d in self.violations[:MAX_VIOLATIONS]
             ]
         )
         return [_pack(bad)]
@@ -153,15 +184,18 @@ def reason_name(reason: int) -> str:
 
 
 def to_status(error: ServiceError) -> status_pb2.Status:
-    """The `google.rpc.Status` a client receives for `error`, secrets removed."""
+    """The `google.rpc.Status` a client receives for `error`: secrets removed, size bounded."""
+    metadata = list(error.metadata.items())[:MAX_METADATA]
     info = error_details_pb2.ErrorInfo(
         reason=reason_name(error.reason),
         domain=DOMAIN,
-        metadata={k: secrets.redact(v) for k, v in error.metadata.items()},
+        metadata={
+            clip(k, NAME_MAX_BYTES): clip(secrets.redact(v), DETAIL_MAX_BYTES) for k, v in metadata
+        },
     )
     return status_pb2.Status(
         code=error.code.value[0],
-        message=secrets.redact(error.message),
+        message=clip(secrets.redact(error.message), MESSAGE_MAX_BYTES),
         details=[_pack(info), *error.details()],
     )
 

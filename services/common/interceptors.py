@@ -60,11 +60,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except ServiceError as error:
+                bounded = to_status(error)
                 log.info(
                     "call failed",
-                    extra={"method": method, "code": error.code.name, "error": error.message},
+                    extra={"method": method, "code": error.code.name, "error": bounded.message},
                 )
-                status = rpc_status.to_status(to_status(error))
+                status = rpc_status.to_status(bounded)
                 await context.abort(
                     status.code,
                     status.details,

@@ -18,9 +18,13 @@ from services.common.interceptors import ServiceInterceptor
 log = logging.getLogger(__name__)
 
 # Messages up to 4 MiB: a prompt is at most 10000 characters, history pages are bounded.
+# Metadata up to 64 KiB (grpcio refuses 8-16 KiB by default, as RESOURCE_EXHAUSTED): Envoy admits
+# 16 KiB of request headers (ADR 1), so what it forwards is never refused here.
 _OPTIONS = [
     ("grpc.max_receive_message_length", 4 * 1024 * 1024),
     ("grpc.max_send_message_length", 4 * 1024 * 1024),
+    ("grpc.max_metadata_size", 64 * 1024),
+    ("grpc.absolute_max_metadata_size", 64 * 1024),
     ("grpc.so_reuseport", 0),
 ]
 

@@ -35,6 +35,8 @@ LIMIT_KEYS = {
     "max_output": "max_output_tokens",
     "timeout_ms": "timeout_ms",
 }
+# YAML keys of a provider's `account_limits` → ModelSpec fields (the same limits, per account).
+ACCOUNT_LIMIT_KEYS = {key: f"account_{LIMIT_KEYS[key]}" for key in ("rpm", "rpd", "tpm", "tpd")}
 _INT32_MAX = 2**31 - 1
 # Serialises concurrent catalog applications (several replicas starting at once).
 _APPLY_LOCK_KEY = 0x41495345
@@ -66,6 +68,10 @@ class ModelSpec:
     supports_json: bool = False
     reasoning: bool = False
     is_active: bool = True
+    account_requests_per_minute: int = 0
+    account_requests_per_day: int = 0
+    account_tokens_per_minute: int = 0
+    account_tokens_per_day: int = 0
 
     def columns(self) -> dict[str, Any]:
         """Column values of `ai_models` for this spec."""
@@ -76,6 +82,12 @@ class ModelSpec:
 
 SPEC_FIELDS = tuple(f.name for f in fields(ModelSpec))
 LIMIT_FIELDS = tuple(LIMIT_KEYS.values())
+ACCOUNT_LIMIT_FIELDS = tuple(ACCOUNT_LIMIT_KEYS.values())
+# ModelSpec limit field → its path in the proto `Model` (how a problem with it is named).
+LIMIT_PATHS = {
+    **{name: f"limits.{name}" for name in LIMIT_FIELDS},
+    **{name: name.replace("account_", "account_limits.", 1) for name in ACCOUNT_LIMIT_FIELDS},
+}
 
 
 def spec_of(row: AiModel) -> ModelSpec:
@@ -104,11 +116,11 @@ def validate_spec(spec: ModelSpec) -> list[tuple[str, str]]:
         value = getattr(spec, name)
         if value and (not ENV_PATTERN.match(value) or len(value) > 100):
             problems.append((name, "must be an environment variable name like `GROQ_API_KEY`"))
-    for name in LIMIT_FIELDS:
+    for name, path in LIMIT_PATHS.items():
         value = getattr(spec, name)
-        limit = _INT32_MAX if name not in ("tokens_per_minute", "tokens_per_day") else 2**62
+        limit = 2**62 if name.endswith(("tokens_per_minute", "tokens_per_day")) else _INT32_MAX
         if not 0 <= value <= limit:
-            problems.append((f"limits.{name}", "must be zero (not declared) or positive"))
+            problems.append((path, "must be zero (not declared) or positive"))
     unknown = sorted(set(spec.tags) - set(TAGS))
     if unknown:
         problems.append(("tags", f"unknown {', '.join(unknown)}; known: {', '.join(TAGS)}"))
@@ -117,34 +129,43 @@ def validate_spec(spec: ModelSpec) -> list[tuple[str, str]]:
     return problems
 
 
+_KINDS = {int: "an integer", str: "a string", bool: "true or false", list: "a list"}
+
+
 def _expect(mapping: Mapping[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
     value = mapping.get(key, default)
-    if kind is int and isinstance(value, bool):
-        raise CatalogError(f"{where}: field `{key}` must be an integer")
-    if not isinstance(value, kind):
-        raise CatalogError(f"{where}: field `{key}` must be a {kind.__name__}, got {value!r}")
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise CatalogError(f"{where}: field `{key}` must be {_KINDS[kind]}, got {value!r}")
     return value
 
 
-def _limits(raw: Any, where: str) -> dict[str, int]:
+def _limits(
+    raw: Any, where: str, name: str = "limits", keys: Mapping[str, str] = LIMIT_KEYS
+) -> dict[str, int]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        raise CatalogError(f"{where}: field `limits` must be a mapping")
-    unknown = sorted(set(raw) - set(LIMIT_KEYS))
+        raise CatalogError(f"{where}: field `{name}` must be a mapping")
+    unknown = sorted(set(raw) - set(keys))
     if unknown:
         raise CatalogError(
-            f"{where}: unknown field `limits.{unknown[0]}` (known: {', '.join(LIMIT_KEYS)})"
+            f"{where}: unknown field `{name}.{unknown[0]}` (known: {', '.join(keys)})"
         )
-    return {
-        LIMIT_KEYS[key]: _expect(raw, key, int, f"{where} limits", 0)
-        for key in LIMIT_KEYS
-        if key in raw
-    }
+    return {keys[key]: _expect(raw, key, int, f"{where} {name}", 0) for key in keys if key in raw}
 
 
-_PROVIDER_KEYS = {"name", "api_format", "api_endpoint", "api_key_env", "base_url_env", "limits"}
-_MODEL_KEYS = {
+# Fields a `providers:` and a `models:` entry may have (the catalog header documents each).
+PROVIDER_FIELDS = {
+    "name",
+    "api_format",
+    "api_endpoint",
+    "api_key_env",
+    "base_url_env",
+    "limits",
+    "account_limits",
+    "active",
+}
+MODEL_FIELDS = {
     "name",
     "provider",
     "provider_model_id",
@@ -174,7 +195,7 @@ def parse_catalog(document: Any) -> list[ModelSpec]:
             raise CatalogError(f"providers[{index}]: must be a mapping")
         name = _expect(entry, "name", str, f"providers[{index}]", "")
         where = f"provider `{name}`" if name else f"providers[{index}]"
-        _check_keys(entry, _PROVIDER_KEYS, where)
+        _check_keys(entry, PROVIDER_FIELDS, where)
         if name in providers:
             raise CatalogError(f"{where}: field `name` is repeated")
         providers[name] = entry
@@ -185,7 +206,7 @@ def parse_catalog(document: Any) -> list[ModelSpec]:
             raise CatalogError(f"models[{index}]: must be a mapping")
         name = _expect(entry, "name", str, f"models[{index}]", "")
         where = f"model `{name}`" if name else f"models[{index}]"
-        _check_keys(entry, _MODEL_KEYS, where)
+        _check_keys(entry, MODEL_FIELDS, where)
         if name in seen:
             raise CatalogError(f"{where}: field `name` is repeated")
         seen.add(name)
@@ -197,7 +218,15 @@ def parse_catalog(document: Any) -> list[ModelSpec]:
         limits = {
             **_limits(provider.get("limits"), pwhere),
             **_limits(entry.get("limits"), where),
+            **_limits(provider.get("account_limits"), pwhere, "account_limits", ACCOUNT_LIMIT_KEYS),
         }
+        provider_active = _expect(provider, "active", bool, pwhere, True)
+        active = _expect(entry, "active", bool, where, provider_active)
+        if active and not provider_active:
+            raise CatalogError(
+                f"{where}: field `active` is true, but its provider is inactive "
+                f"(`active: false` in {pwhere})"
+            )
         tags = _expect(entry, "tags", list, where, [])
         if not all(isinstance(tag, str) for tag in tags):
             raise CatalogError(f"{where}: field `tags` must be a list of strings")
@@ -212,7 +241,7 @@ def parse_catalog(document: Any) -> list[ModelSpec]:
             tags=tuple(tags),
             supports_json=_expect(entry, "supports_json", bool, where, False),
             reasoning=_expect(entry, "reasoning", bool, where, False),
-            is_active=_expect(entry, "active", bool, where, True),
+            is_active=active,
             **limits,
         )
         problems = validate_spec(spec)

@@ -10,7 +10,13 @@ from google.protobuf import timestamp_pb2
 from aiselector.v1 import common_pb2, model_store_pb2
 from services.common import errors
 from services.data.attempts import AttemptRecord, Bucket, ModelWindow
-from services.data.catalog import LIMIT_FIELDS, ModelSpec, spec_of, validate_spec
+from services.data.catalog import (
+    ACCOUNT_LIMIT_FIELDS,
+    LIMIT_FIELDS,
+    ModelSpec,
+    spec_of,
+    validate_spec,
+)
 from services.data.history import HistoryFilter, PromptEntry
 from services.data.models import Availability
 from services.data.schema import LATENCY_BOUNDS_MS, AiModel, PromptHistory
@@ -22,6 +28,10 @@ MAX_TEXT_CHARS = 1_000_000
 _API_FORMATS = {common_pb2.API_FORMAT_OPENAI: "openai", common_pb2.API_FORMAT_GEMINI: "gemini"}
 _API_FORMAT_VALUES = {name: value for value, name in _API_FORMATS.items()}
 _SOURCES = {common_pb2.ATTEMPT_SOURCE_USER: "user", common_pb2.ATTEMPT_SOURCE_PROBE: "probe"}
+# ModelSpec field → its field in `Model.account_limits`.
+_ACCOUNT_LIMITS = {name: name.removeprefix("account_") for name in ACCOUNT_LIMIT_FIELDS}
+# Fields of `ModelLimits` that mean nothing per account.
+_NOT_ACCOUNT_LIMITS = ("context_tokens", "max_output_tokens", "timeout_ms")
 
 
 def outcome_name(outcome: int) -> str:
@@ -81,6 +91,9 @@ def model_proto(row: AiModel) -> common_pb2.Model:
         api_key_env=row.api_key_env,
         base_url_env=row.base_url_env,
         limits=common_pb2.ModelLimits(**{name: getattr(row, name) for name in LIMIT_FIELDS}),
+        account_limits=common_pb2.ModelLimits(
+            **{limit: getattr(row, name) for name, limit in _ACCOUNT_LIMITS.items()}
+        ),
         tags=row.tags,
         supports_json=row.supports_json,
         reasoning=row.reasoning,
@@ -117,7 +130,17 @@ def _spec_values(model: common_pb2.Model) -> dict[str, Any]:
         "supports_json": model.supports_json,
         "reasoning": model.reasoning,
         "is_active": model.is_active,
+        **{name: getattr(model.account_limits, limit) for name, limit in _ACCOUNT_LIMITS.items()},
     }
+
+
+def _account_sizes(model: common_pb2.Model) -> list[tuple[str, str]]:
+    """A problem for each size or timeout set in `account_limits` (only budgets are shared)."""
+    return [
+        (f"model.account_limits.{name}", "must be 0: an account shares budgets, not sizes")
+        for name in _NOT_ACCOUNT_LIMITS
+        if getattr(model.account_limits, name)
+    ]
 
 
 def model_spec(request: model_store_pb2.CreateModelRequest) -> ModelSpec:
@@ -125,7 +148,8 @@ def model_spec(request: model_store_pb2.CreateModelRequest) -> ModelSpec:
     if not request.HasField("model"):
         raise errors.InvalidArgument([("model", "is required")])
     spec = ModelSpec(**_spec_values(request.model))
-    _raise([(f"model.{name}", description) for name, description in validate_spec(spec)])
+    problems = [(f"model.{name}", description) for name, description in validate_spec(spec)]
+    _raise(problems + _account_sizes(request.model))
     return spec
 
 
@@ -149,6 +173,8 @@ _MASK_PATHS: dict[str, tuple[str, ...]] = {
     },
     "limits": LIMIT_FIELDS,
     **{f"limits.{name}": (name,) for name in LIMIT_FIELDS},
+    "account_limits": ACCOUNT_LIMIT_FIELDS,
+    **{f"account_limits.{limit}": (name,) for name, limit in _ACCOUNT_LIMITS.items()},
 }
 
 
@@ -165,6 +191,8 @@ def model_changes(request: model_store_pb2.UpdateModelRequest, current: AiModel)
     changes = {column: values[column] for column in columns}
     merged = ModelSpec(**{**spec_of(current).__dict__, **changes})
     problems = [(f"model.{name}", description) for name, description in validate_spec(merged)]
+    if "account_limits" in request.update_mask.paths:
+        problems += _account_sizes(request.model)
     _raise(problems)
     if "tags" in changes:
         changes["tags"] = list(changes["tags"])

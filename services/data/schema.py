@@ -50,10 +50,12 @@ OUTCOMES: tuple[str, ...] = (
     "bad_request",
     "bad_answer",
     "abandoned",
+    "wrong_format",
 )
-# Outcomes that do not count as a model failure (the provider's limit, or this prompt's fault).
+# Outcomes that do not count as a model failure (the provider's limit, this prompt's fault, or a
+# cause on our side).
 NOT_FAILURES: frozenset[str] = frozenset(
-    {"success", "rate_limited", "quota_exhausted", "bad_request", "abandoned"}
+    {"success", "rate_limited", "quota_exhausted", "bad_request", "abandoned", "wrong_format"}
 )
 
 
@@ -111,6 +113,13 @@ class AiModel(Base):
     tags: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list, server_default="{}")
     supports_json: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     reasoning: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # Budgets the provider counts over every model of the account (provider + api_key_env).
+    account_requests_per_minute: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    account_requests_per_day: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    account_tokens_per_minute: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default="0"
+    )
+    account_tokens_per_day: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     cooldown_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cooldown_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
@@ -196,6 +205,7 @@ class ModelStatsHourly(Base):
     bad_request_count: Mapped[int] = _count()
     bad_answer_count: Mapped[int] = _count()
     abandoned_count: Mapped[int] = _count()
+    wrong_format_count: Mapped[int] = _count()
     success_latency_ms_sum: Mapped[int] = _count()
     latency_le_100_ms: Mapped[int] = _count()
     latency_le_250_ms: Mapped[int] = _count()

@@ -21,6 +21,7 @@ from services.selector.engine import Engine
 from services.selector.providers import ProviderClient
 from services.selector.server import SelectorServicer
 from services.selector.settings import SelectorSettings
+from services.selector.spool import Spool
 from services.selector.state import LiveState
 from services.selector.stats import StatsBook
 
@@ -102,6 +103,8 @@ async def _refresh_loop(
     backoff = 0.2
     while not servicer.ready:
         try:
+            # Records an earlier run spilled count in the budgets and state restored below.
+            await engine.recorder.replay_spool()
             await refresh(engine, stub, environ, first=True)
         except Exception as error:
             unreachable = isinstance(error, grpc.aio.AioRpcError)
@@ -123,6 +126,19 @@ async def _refresh_loop(
             log.warning("snapshot refresh failed; serving the last one", exc_info=not unreachable)
 
 
+def _open_spool(settings: SelectorSettings) -> Spool | None:
+    """The spool, or None (logged: records not delivered at shutdown are then lost)."""
+    folder = settings.spool_dir
+    if folder is None:
+        log.warning("no spool folder (SELECTOR_SPOOL_DIR, DATA_DIR): undelivered records are lost")
+        return None
+    try:
+        return Spool(folder, settings.selector_spool_max_mb * 1024 * 1024)
+    except OSError as error:
+        log.error("spool folder unusable: undelivered records lost", extra={"error": str(error)})
+        return None
+
+
 async def start_selector(
     settings: SelectorSettings, environ: Mapping[str, str] | None = None
 ) -> RunningSelector:
@@ -130,10 +146,11 @@ async def start_selector(
     environ = dict(os.environ if environ is None else environ)
     channel = open_channel(settings.model_store_address)
     stub = model_store_pb2_grpc.ModelStoreStub(channel)
-    providers = await ProviderClient.open()
+    providers = await ProviderClient.open(max_connections=settings.provider_max_connections)
     live = LiveState(
         failure_threshold=settings.circuit_failure_threshold,
         circuit_open_seconds=settings.circuit_open_seconds,
+        circuit_max_open_seconds=settings.circuit_max_open_seconds,
         default_rate_limit_seconds=settings.default_rate_limit_seconds,
         permanent_cooldown_seconds=settings.permanent_cooldown_seconds,
         minute_seconds=settings.budget_minute_seconds,
@@ -145,6 +162,7 @@ async def start_selector(
         availability_source=lambda: [
             snapshot.availability_message(live, model_id) for model_id in live.take_dirty()
         ],
+        spool=_open_spool(settings),
     )
     engine = Engine(
         providers=providers,

@@ -16,10 +16,25 @@ from aiselector.v1 import common_pb2, selector_pb2
 from services.common import errors
 from services.selector import metrics
 from services.selector.bookkeeping import Recorder
-from services.selector.policy import Candidate, ModelSpec, Needs, Plan, estimate_tokens, plan
-from services.selector.providers import ChatRequest, ChatResult, ProviderClient, ProviderError
+from services.selector.policy import (
+    Candidate,
+    ModelSpec,
+    Needs,
+    Plan,
+    estimate_tokens,
+    plan,
+    prompt_room,
+)
+from services.selector.providers import (
+    ChatRequest,
+    ChatResult,
+    ProviderClient,
+    ProviderError,
+    Scope,
+    output_limit,
+)
 from services.selector.snapshot import Catalog, Entry
-from services.selector.state import LiveState
+from services.selector.state import Budget, LiveState, Quota
 from services.selector.stats import StatsBook
 from services.selector.validation import PromptInput
 
@@ -42,6 +57,9 @@ BLOCKED_STATES = (
     selector_pb2.MODEL_STATE_OUT_OF_BUDGET,
 )
 RATE_OUTCOMES = (common_pb2.OUTCOME_RATE_LIMITED, common_pb2.OUTCOME_QUOTA_EXHAUSTED)
+# Outcomes that say something about this request rather than the model: when every attempt ended
+# so, the client learns why (retrying the same request would most likely fail the same way).
+PROMPT_OUTCOMES = (common_pb2.OUTCOME_BAD_REQUEST, common_pb2.OUTCOME_WRONG_FORMAT)
 
 
 @dataclass
@@ -175,7 +193,7 @@ class Engine:
             pinned = catalog.by_name.get(prompt.model_name)
             if pinned is None:
                 raise errors.NotFound(
-                    f"model_name: no model named {prompt.model_name!r}; "
+                    f"model_name: no model named {errors.echo(prompt.model_name)}; "
                     "GET /api/v1/models/stats lists the names"
                 )
         needs = Needs(
@@ -204,7 +222,7 @@ class Engine:
                 attempted = await self._attempt(
                     entry,
                     replace(chat, max_output_tokens=spec.max_output_tokens),
-                    timeout=min(spec.timeout_s, remaining),
+                    deadline=deadline,
                     request_id=request_id,
                     source=common_pb2.ATTEMPT_SOURCE_USER,
                 )
@@ -259,9 +277,9 @@ class Engine:
     ) -> errors.ServiceError:
         """The error that says why nothing answered, and whether and when to try again."""
         attempts = trace.summaries
-        if attempts and all(a.outcome == common_pb2.OUTCOME_BAD_REQUEST for a in attempts):
+        if attempts and all(a.outcome in PROMPT_OUTCOMES for a in attempts):
             return errors.InvalidArgument(
-                [("prompt", f"rejected by {a.model}: {a.error}") for a in attempts],
+                [_prompt_violation(a) for a in attempts],
                 reason=common_pb2.ERROR_REASON_PROMPT_REJECTED,
             )
         excluded = current.excluded
@@ -307,30 +325,33 @@ class Engine:
         entry: Entry,
         chat: ChatRequest,
         *,
-        timeout: float,
+        deadline: float,
         request_id: str,
         source: int,
     ) -> _Attempted:
-        """Calls one model once and reacts to the outcome: live state, statistics, records.
+        """Calls one model once, before `deadline` (event-loop time), and reacts to the outcome:
+        live state, statistics, records.
 
-        A timeout shorter than the model's own (cut by the request's deadline) that runs out, or
-        a caller that goes away, is ABANDONED: recorded, counted in the budget, not blamed.
+        What ends an attempt but is not the model's doing is ABANDONED: recorded, counted in the
+        budget, not blamed. The provider client tells a deadline that came before the model's
+        timeout, a wait for a free local connection, and a stall of the Selector's own loop; a
+        caller that goes away is told here.
         """
         spec = entry.spec
         started_wall = time.time()
         started = time.monotonic()
         result: ChatResult | None = None
         retry_after: float | None = None
+        scope = Scope.MODEL
         try:
             assert entry.target is not None
-            result = await self.providers.complete(entry.target, chat, timeout=timeout)
+            result = await self.providers.complete(
+                entry.target, chat, timeout=spec.timeout_s, deadline=deadline
+            )
             outcome, status, message = common_pb2.OUTCOME_SUCCESS, result.http_status, ""
         except ProviderError as error:
             outcome, status, message = error.outcome, error.http_status, error.message
-            retry_after = error.retry_after
-            if outcome == common_pb2.OUTCOME_TIMEOUT and timeout < spec.timeout_s:
-                outcome = common_pb2.OUTCOME_ABANDONED
-                message = f"abandoned after {timeout:.1f} s: the request's deadline ran out"
+            retry_after, scope = error.retry_after, error.scope
         except asyncio.CancelledError:
             self._react(
                 entry,
@@ -343,6 +364,7 @@ class Engine:
                 0,
                 "abandoned: the caller went away",
                 None,
+                Scope.MODEL,
             )
             raise
         except Exception:
@@ -359,6 +381,7 @@ class Engine:
             status,
             message,
             retry_after,
+            scope,
         )
         summary = selector_pb2.AttemptSummary(
             model=spec.name,
@@ -382,6 +405,7 @@ class Engine:
         status: int,
         message: str,
         retry_after: float | None,
+        scope: Scope,
     ) -> int:
         """Feeds one attempt's outcome to live state, statistics, records, metrics and logs.
 
@@ -394,10 +418,12 @@ class Engine:
             spec.model_id,
             outcome,
             time.time(),
+            started=started_wall,
             retry_after=retry_after,
             tokens=tokens,
             message=message,
             http_status=status,
+            scope=scope,
         )
         self.stats.add(spec.model_id, outcome, latency_ms, tokens, started_wall)
         attempt = common_pb2.Attempt(
@@ -475,6 +501,7 @@ class Engine:
         for candidate in candidates:
             spec, window, availability = candidate.spec, candidate.window, candidate.availability
             budget = self.live.budget(spec.model_id, now)
+            account = self.live.account_budget(spec.model_id, now)
             excluded = current.excluded.get(spec.model_id)
             row = selector_pb2.ModelStats(
                 id=spec.model_id,
@@ -491,17 +518,13 @@ class Engine:
                 is_active=spec.is_active,
                 state=excluded.state if excluded else availability.state,  # type: ignore[arg-type]
                 state_reason=excluded.reason if excluded else availability.reason,
-                budget=selector_pb2.BudgetUsage(
-                    requests_last_minute=budget.requests_last_minute,
-                    requests_per_minute=spec.limits.requests_per_minute,
-                    requests_today=budget.requests_today,
-                    requests_per_day=spec.limits.requests_per_day,
-                    tokens_today=budget.tokens_today,
-                    tokens_per_day=spec.limits.tokens_per_day,
-                ),
+                budget=_usage(budget, spec.limits),
                 tags=sorted(spec.tags),
                 rank=rank.get(spec.model_id, 0),
+                account=spec.limits.account,
             )
+            if account is not None:
+                row.account_budget.CopyFrom(_usage(account, spec.limits.account_quota))
             until = excluded.until if excluded else availability.until
             if until:
                 row.available_at.CopyFrom(_timestamp(until))
@@ -531,7 +554,7 @@ class Engine:
         wanted = list(names)
         unknown = [n for n in wanted if n not in catalog.by_name]
         if unknown:
-            raise errors.NotFound(f"model_names: no model named {unknown[0]!r}")
+            raise errors.NotFound(f"model_names: no model named {errors.echo(unknown[0])}")
         entries = (
             [catalog.entries[catalog.by_name[n]] for n in wanted]
             if wanted
@@ -542,7 +565,10 @@ class Engine:
         async def one(entry: Entry) -> selector_pb2.ProviderTestResult:
             spec = entry.spec
             row = selector_pb2.ProviderTestResult(provider=spec.provider, model=spec.name)
-            skip = entry.credentials_error or self._probe_skip_reason(entry, time.time())
+            tokens = estimate_tokens(self.probe_prompt) + output_limit(
+                self.probe_max_output_tokens, reasoning=entry.model.reasoning
+            )
+            skip = entry.credentials_error or self._probe_skip_reason(entry, time.time(), tokens)
             if skip:
                 row.status, row.error = selector_pb2.TEST_STATUS_SKIPPED, skip
                 return row
@@ -552,14 +578,14 @@ class Engine:
                     row.status = selector_pb2.TEST_STATUS_SKIPPED
                     row.error = "not probed: the call's deadline left no time for it"
                     return row
-                self.live.acquire_probe(spec.model_id, time.time())
+                self.live.acquire_probe(spec.model_id, time.time(), tokens)
                 chat = ChatRequest(
                     prompt=self.probe_prompt, max_output_tokens=self.probe_max_output_tokens
                 )
                 attempted = await self._attempt(
                     entry,
                     chat,
-                    timeout=min(spec.timeout_s, remaining),
+                    deadline=deadline,
                     request_id=request_id,
                     source=common_pb2.ATTEMPT_SOURCE_PROBE,
                 )
@@ -582,25 +608,51 @@ class Engine:
             results=rows,
         )
 
-    def _probe_skip_reason(self, entry: Entry, now: float) -> str:
-        """Why a probe must not be sent: it would break a provider's wait or eat users' budget."""
-        limits = entry.spec.limits
-        budget = self.live.budget(entry.spec.model_id, now)
-        availability = self.live.availability(entry.spec.model_id, limits, now)
-        if self._rate_blocked(entry.spec.model_id, availability.state):
+    def _probe_skip_reason(self, entry: Entry, now: float, tokens: int) -> str:
+        """Why a probe of about `tokens` tokens must not be sent: it would break a provider's
+        wait or eat users' budget (the model's or its account's)."""
+        model_id, limits = entry.spec.model_id, entry.spec.limits
+        availability = self.live.availability(model_id, limits, now, tokens)
+        if self._rate_blocked(model_id, availability.state):
             return f"not probed: {availability.reason}"
-        if limits.requests_per_day and budget.requests_today >= limits.requests_per_day - max(
-            1, limits.requests_per_day // 10
-        ):
-            return "not probed: daily request budget nearly spent"
-        if (
-            limits.requests_per_minute
-            and budget.requests_last_minute >= limits.requests_per_minute - 1
-        ):
-            return "not probed: per-minute request budget nearly spent"
-        if limits.tokens_per_day and budget.tokens_today >= 0.9 * limits.tokens_per_day:
-            return "not probed: daily token budget nearly spent"
+        budgets = [(self.live.budget(model_id, now), limits, "")]
+        account = self.live.account_budget(model_id, now)
+        if account is not None:
+            budgets.append((account, limits.account_quota, f"account {limits.account}: "))
+        for budget, quota, whose in budgets:
+            spent = _nearly_spent(budget, quota, tokens)
+            if spent:
+                return f"not probed: {whose}{spent} budget nearly spent"
         return ""
+
+
+def _nearly_spent(budget: Budget, quota: Quota, tokens: int) -> str:
+    """Which budget a probe of about `tokens` tokens would eat into the last of (its reserve for
+    users) or break, or ""."""
+    rpd, rpm, tpd = quota.requests_per_day, quota.requests_per_minute, quota.tokens_per_day
+    tpm = quota.tokens_per_minute
+    if rpd and budget.requests_today >= rpd - max(1, rpd // 10):
+        return "daily request"
+    if rpm and budget.requests_last_minute >= rpm - 1:
+        return "per-minute request"
+    if tpm and budget.tokens_last_minute + tokens > tpm:
+        return "per-minute token"
+    if tpd and budget.tokens_today >= 0.9 * tpd:
+        return "daily token"
+    return ""
+
+
+def _usage(budget: Budget, quota: Quota) -> selector_pb2.BudgetUsage:
+    return selector_pb2.BudgetUsage(
+        requests_last_minute=budget.requests_last_minute,
+        requests_per_minute=quota.requests_per_minute,
+        requests_today=budget.requests_today,
+        requests_per_day=quota.requests_per_day,
+        tokens_today=budget.tokens_today,
+        tokens_per_day=quota.tokens_per_day,
+        tokens_last_minute=budget.tokens_last_minute,
+        tokens_per_minute=quota.tokens_per_minute,
+    )
 
 
 def _unsuitable(usable: list[ModelSpec], needs: Needs) -> tuple[str, str] | None:
@@ -612,14 +664,24 @@ def _unsuitable(usable: list[ModelSpec], needs: Needs) -> tuple[str, str] | None
         fitting = [s for s in fitting if s.supports_json]
         if not fitting:
             return ("response_format.type", "no configured model with these tags does json_object")
-    contexts = [s.context_tokens - s.max_output_tokens for s in fitting if s.context_tokens]
-    if len(contexts) == len(fitting) and needs.prompt_tokens > max(contexts):
-        return (
-            "prompt",
-            f"too long for every configured model: about {needs.prompt_tokens} tokens, "
-            f"at most {max(contexts)} fit",
-        )
-    return None
+    rooms = [room for room in map(prompt_room, fitting) if room is not None]
+    if len(rooms) < len(fitting):
+        return None
+    largest, why = max(rooms)
+    if needs.prompt_tokens <= largest:
+        return None
+    return (
+        "prompt",
+        f"too long for every configured model: about {needs.prompt_tokens} tokens, at most "
+        f"{largest} fit (set by a {why} and the output tokens asked for)",
+    )
+
+
+def _prompt_violation(attempt: selector_pb2.AttemptSummary) -> tuple[str, str]:
+    """(field, description) of an attempt that failed for this request's sake."""
+    if attempt.outcome == common_pb2.OUTCOME_WRONG_FORMAT:
+        return ("response_format.type", f"json_object asked, {attempt.model}: {attempt.error}")
+    return ("prompt", f"rejected by {attempt.model}: {attempt.error}")
 
 
 def _tried(summaries: list[selector_pb2.AttemptSummary]) -> str:

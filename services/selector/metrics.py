@@ -32,3 +32,12 @@ RECORDS_REJECTED = Counter(
     "selector_records_rejected_total", "Records ModelStore refused (dropped, logged)", ["kind"]
 )
 FLUSH_FAILURES = Counter("selector_record_flush_failures_total", "Failed flushes to ModelStore")
+RECORDS_SPILLED = Counter(
+    "selector_records_spilled_total",
+    "Records written to the local spool, to be delivered later (reason: overflow, shutdown)",
+    ["kind", "reason"],
+)
+SPOOL_BYTES = Gauge("selector_spool_bytes", "Bytes of spool files waiting in the spool folder")
+SPOOL_QUARANTINED = Counter(
+    "selector_spool_files_quarantined_total", "Spool files that could not be read, quarantined"
+)

@@ -26,7 +26,7 @@ NEAR_TIE = 0.02
 #: Score of a model with no data: reliability prior 1/2 times the unknown-latency speed factor.
 NO_DATA_SCORE = 0.5 * (1.0 - SPEED_WEIGHT + SPEED_WEIGHT * UNKNOWN_SPEED)
 
-#: A model may use its daily budget this far ahead of an even spread over the UTC day before its
+#: A model may use its daily budget this far ahead of an even spread over its day before its
 #: ranking key drops by PACE_PENALTY: 1 puts it behind every model on pace (it stays in the plan).
 PACE_SLACK = 0.5
 PACE_PENALTY = 1.0
@@ -159,18 +159,40 @@ def gate(candidate: Candidate, needs: Needs) -> Exclusion | None:
         return Exclusion(UNSUITABLE, f"lacks required tags: {', '.join(sorted(missing))}")
     if needs.json_mode and not spec.supports_json:
         return Exclusion(UNSUITABLE, "does not support JSON mode")
-    if spec.context_tokens > 0:
-        needed = needs.prompt_tokens + max(0, spec.max_output_tokens)
-        if needed > spec.context_tokens:
-            return Exclusion(
-                UNSUITABLE,
-                f"prompt too long for the model: about {needs.prompt_tokens} tokens plus "
-                f"{spec.max_output_tokens} for the answer exceed its {spec.context_tokens}",
-            )
+    room = prompt_room(spec)
+    if room is not None and needs.prompt_tokens > room[0]:
+        return Exclusion(
+            UNSUITABLE,
+            f"prompt too long for the model: about {needs.prompt_tokens} tokens plus "
+            f"{spec.max_output_tokens} for the answer exceed its {room[1]}",
+        )
     availability = candidate.availability
     if not availability.admits:
         return Exclusion(availability.state, availability.reason, availability.until)
     return None
+
+
+def prompt_room(spec: ModelSpec) -> tuple[int, str] | None:
+    """(the longest prompt in tokens, the limit that sets it) the model can ever take, or None.
+
+    Both the context window and a tokens-per-minute limit (the model's or its account's) must
+    hold the prompt plus the output tokens asked for: Groq and Cerebras count both against the
+    minute before they run a request, and Groq answers 413 when they exceed it.
+    """
+    sizes = [
+        (spec.context_tokens, f"context of {spec.context_tokens}"),
+        (
+            spec.limits.tokens_per_minute,
+            f"tokens-per-minute limit (tpm) of {spec.limits.tokens_per_minute}",
+        ),
+        (
+            spec.limits.account_quota.tokens_per_minute,
+            f"account's tokens-per-minute limit (account_limits.tpm) of "
+            f"{spec.limits.account_quota.tokens_per_minute}",
+        ),
+    ]
+    rooms = [(size - max(0, spec.max_output_tokens), why) for size, why in sizes if size > 0]
+    return min(rooms, key=lambda room: room[0]) if rooms else None
 
 
 def plan(
@@ -213,8 +235,11 @@ def plan(
 
 
 def ahead_of_pace(availability: Availability, now: float) -> bool:
-    """Whether a model used more of its daily budget than an even spread over the UTC day allows."""
-    elapsed = (now % DAY) / DAY
+    """Whether a model used more of its daily budget than an even spread over the provider's day
+    (the UTC day when the availability does not say) allows."""
+    elapsed = availability.day_elapsed
+    if elapsed is None:
+        elapsed = (now % DAY) / DAY
     return availability.day_share_used > elapsed + PACE_SLACK
 
 

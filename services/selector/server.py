@@ -12,7 +12,7 @@ from services.common.interceptors import metadata_value
 from services.common.logging import request_id_var
 from services.selector.auth import check_admin
 from services.selector.engine import Engine
-from services.selector.validation import validate_prompt
+from services.selector.validation import CLIENT_ID_KEY, validate_model_names, validate_prompt
 
 # Time kept back from the client's deadline so the reply (or error) still reaches it, in seconds.
 REPLY_MARGIN_SECONDS = 0.25
@@ -54,12 +54,13 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         self, request: selector_pb2.ProcessPromptRequest, context: grpc.aio.ServicerContext
     ) -> selector_pb2.ProcessPromptResponse:
         self._require_ready()
-        prompt = validate_prompt(request, self._engine.catalog.known_tags)
+        caller = metadata_value(context, CLIENT_ID_KEY)
+        prompt = validate_prompt(request, self._engine.catalog.known_tags, caller)
         return await self._engine.process(
             prompt,
             deadline=self._deadline(context),
             request_id=request_id_var.get(),
-            caller=metadata_value(context, "x-client-id")[:255],
+            caller=caller,
         )
 
     async def GetModelStats(
@@ -73,8 +74,9 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
     ) -> selector_pb2.TestProvidersResponse:
         check_admin(metadata_value(context, "authorization"), self._admin_token)
         self._require_ready()
+        names = validate_model_names(request.model_names, len(self._engine.catalog.by_name))
         return await self._engine.probe(
-            request.model_names, request_id_var.get(), deadline=self._deadline(context)
+            names, request_id_var.get(), deadline=self._deadline(context)
         )
 
     def _deadline(self, context: grpc.aio.ServicerContext) -> float:

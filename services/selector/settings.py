@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
 
 from services.common.settings import ServiceSettings
 
@@ -25,17 +27,28 @@ class SelectorSettings(ServiceSettings):
     probe_concurrency: int = 4
     # How often the catalog and statistics snapshot is refreshed from ModelStore, in seconds.
     snapshot_refresh_seconds: float = 30.0
-    # Records (attempts + history rows) kept while ModelStore is unreachable; beyond, the oldest
-    # are dropped (counted, logged, exported).
-    record_buffer_size: int = 50_000
+    # Records (attempts + history rows) kept in memory while ModelStore is unreachable; from half
+    # of it they are spilled to the spool; beyond it (no spool, or the spool full) the oldest are
+    # dropped (counted, logged, exported).
+    record_buffer_size: int = Field(default=50_000, ge=1)
     # How often buffered records are flushed to ModelStore, in seconds.
     record_flush_seconds: float = 0.25
+    # The data folder `make run` passes to every service; the spool defaults to a folder in it.
+    data_dir: Path | None = None
+    # Folder of records not yet delivered to ModelStore (ADR 6); default `$DATA_DIR/spool/selector`,
+    # none when neither is set (records that cannot be delivered at shutdown are then lost).
+    selector_spool_dir: Path | None = None
+    # Disk the spool may fill with records spilled while ModelStore is unreachable, in MiB.
+    selector_spool_max_mb: int = Field(default=1024, ge=0)
     # Statistics window, in hours.
     stats_window_hours: int = 168
     # Consecutive failures that open a model's circuit.
     circuit_failure_threshold: int = 3
-    # Seconds a circuit stays open before admitting a single trial request.
-    circuit_open_seconds: float = 30.0
+    # Seconds a circuit stays open before admitting a single trial request; each failed trial
+    # doubles it.
+    circuit_open_seconds: float = 10.0
+    # Longest a circuit stays open, in seconds: a provider that is back is tried within this time.
+    circuit_max_open_seconds: float = 30.0
     # Cooldown after a 429 that gave no wait, in seconds.
     default_rate_limit_seconds: float = 60.0
     # Cooldown after a permanent error (401/402/403/404/410), in seconds.
@@ -44,3 +57,20 @@ class SelectorSettings(ServiceSettings):
     budget_minute_seconds: float = 60.0
     # Longest provider Retry-After worth waiting for when no other model is eligible, in seconds.
     max_retry_wait_seconds: float = 5.0
+    # Connections open to providers at most, over all providers. A request waiting for a free one
+    # is not blamed on the model (its timeout starts once it has one), so this only guards the
+    # process's file descriptors (a common soft limit is 1024); free tiers allow far fewer
+    # requests in flight per model.
+    provider_max_connections: int = Field(default=512, ge=1)
+
+    @field_validator("data_dir", "selector_spool_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return value or None
+
+    @property
+    def spool_dir(self) -> Path | None:
+        """The spool folder, or None when neither SELECTOR_SPOOL_DIR nor DATA_DIR is set."""
+        if self.selector_spool_dir is not None:
+            return self.selector_spool_dir
+        return self.data_dir / "spool" / "selector" if self.data_dir is not None else None

@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from google.protobuf import timestamp_pb2
 
 from aiselector.v1 import common_pb2, model_store_pb2, model_store_pb2_grpc
 from services.selector.policy import ModelSpec
-from services.selector.providers import MissingCredentials, Target, resolve_target
-from services.selector.state import Limits, LiveState
-from services.selector.stats import Bucket, StatsBook
+from services.selector.providers import (
+    MissingCredentials,
+    Target,
+    daily_reset_zone,
+    output_limit,
+    resolve_target,
+)
+from services.selector.providers.waits import local_day
+from services.selector.state import Limits, LiveState, Quota
+from services.selector.stats import HOUR, Bucket, StatsBook
 
 log = logging.getLogger(__name__)
 
 RPC_TIMEOUT = 10.0
 DEFAULT_TIMEOUT_S = 30.0
+# Statistics are read over at least this many hours, so that today's counts of every provider's
+# day (at most 25 hours long, in a zone whose midnight may fall inside an hour) can be summed.
+MIN_STATISTICS_HOURS = 26
 
 
 @dataclass(frozen=True)
@@ -51,8 +61,32 @@ class Catalog:
         return cls(entries, {e.spec.name: i for i, e in entries.items()}, tags)
 
 
+def account_name(model: common_pb2.Model) -> str:
+    """The account a model is counted on: its provider and key variable."""
+    return f"{model.provider}/{model.api_key_env}" if model.api_key_env else model.provider
+
+
+def _quota(limits: common_pb2.ModelLimits) -> Quota:
+    return Quota(
+        requests_per_minute=limits.requests_per_minute,
+        requests_per_day=limits.requests_per_day,
+        tokens_per_minute=limits.tokens_per_minute,
+        tokens_per_day=limits.tokens_per_day,
+    )
+
+
+def to_limits(model: common_pb2.Model) -> Limits:
+    """A model's budgets, its account's, and the zone of its provider's day."""
+    return Limits(
+        **asdict(_quota(model.limits)),
+        account=account_name(model),
+        account_quota=_quota(model.account_limits),
+        zone=daily_reset_zone(model.provider, model.api_format),
+    )
+
+
 def to_spec(model: common_pb2.Model) -> ModelSpec:
-    """The policy's view of a catalog model."""
+    """The policy's view of a catalog model; its output limit is what requests ask for."""
     limits = model.limits
     return ModelSpec(
         model_id=model.id,
@@ -62,13 +96,9 @@ def to_spec(model: common_pb2.Model) -> ModelSpec:
         tags=frozenset(model.tags),
         supports_json=model.supports_json,
         context_tokens=limits.context_tokens,
-        max_output_tokens=limits.max_output_tokens or 1024,
+        max_output_tokens=output_limit(limits.max_output_tokens, reasoning=model.reasoning),
         timeout_s=(limits.timeout_ms / 1000) if limits.timeout_ms else DEFAULT_TIMEOUT_S,
-        limits=Limits(
-            requests_per_minute=limits.requests_per_minute,
-            requests_per_day=limits.requests_per_day,
-            tokens_per_day=limits.tokens_per_day,
-        ),
+        limits=to_limits(model),
     )
 
 
@@ -94,9 +124,9 @@ async def load_models(stub: model_store_pb2_grpc.ModelStoreStub) -> list[common_
 async def load_statistics(
     stub: model_store_pb2_grpc.ModelStoreStub, window_hours: int, now: float
 ) -> model_store_pb2.GetModelStatisticsResponse:
-    """Statistics of every model over the window ending now."""
+    """Statistics of every model over the window ending now (at least MIN_STATISTICS_HOURS)."""
     start = timestamp_pb2.Timestamp()
-    start.FromSeconds(int(now - window_hours * 3600))
+    start.FromSeconds(int(now - max(window_hours, MIN_STATISTICS_HOURS) * HOUR))
     return await stub.GetModelStatistics(
         model_store_pb2.GetModelStatisticsRequest(start_time=start), timeout=RPC_TIMEOUT
     )
@@ -126,7 +156,11 @@ def restore_live_state(
     reply: model_store_pb2.GetModelStatisticsResponse,
     now: float,
 ) -> None:
-    """At start: cooldowns, circuits and today's budget counts as persisted before a restart."""
+    """At start: cooldowns, circuits and today's budget counts as persisted before a restart.
+
+    "Today" is each provider's day, summed from the hourly buckets (an hour that holds the
+    provider's midnight counts whole: the safe side); an account's counts are its models' sums.
+    """
     for model in models:
         availability = model.availability
         live.restore(
@@ -137,12 +171,18 @@ def restore_live_state(
             consecutive_failures=availability.consecutive_failures,
             circuit_opened_at=_epoch(availability.circuit_opened_at),
         )
+    limits = {model.id: to_limits(model) for model in models}
     for stats in reply.statistics:
+        if stats.model_id not in limits:
+            continue
+        day_start = local_day(now, limits[stats.model_id].zone)[0]
+        today = [b for b in stats.buckets if b.start_time.seconds > day_start - HOUR]
         live.seed_budget(
             stats.model_id,
+            limits=limits[stats.model_id],
             requests_last_minute=stats.requests_last_minute,
-            requests_today=stats.requests_today,
-            tokens_today=stats.tokens_today,
+            requests_today=sum(c.count for b in today for c in b.outcome_counts),
+            tokens_today=sum(b.tokens for b in today),
             now=now,
         )
 

@@ -1,13 +1,17 @@
-"""Live per-model state: circuit breaker, cooldowns and free-tier budget counters (pure, no I/O)."""
+"""Live per-model state: circuit breaker, cooldowns and free-tier budget counters, per model and
+per provider account (pure, no I/O)."""
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiselector.v1 import common_pb2, selector_pb2
+from services.selector.providers.errors import Scope
+from services.selector.providers.waits import local_day
 
 DAY = 86400.0
+UTC_ZONE = "UTC"
 
 READY = selector_pb2.MODEL_STATE_READY
 COOLING_DOWN = selector_pb2.MODEL_STATE_COOLING_DOWN
@@ -34,21 +38,32 @@ def next_utc_midnight(now: float) -> float:
     return (now // DAY + 1) * DAY
 
 
-def _utc_day(now: float) -> int:
-    return int(now // DAY)
-
-
 def _format_seconds(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
 
 
 @dataclass(frozen=True)
-class Limits:
-    """A model's declared free-tier limits; 0 means not declared."""
+class Quota:
+    """Free-tier budgets declared for one counter, a model's or an account's; 0 = not declared."""
 
     requests_per_minute: int = 0
     requests_per_day: int = 0
+    tokens_per_minute: int = 0
     tokens_per_day: int = 0
+
+
+@dataclass(frozen=True)
+class Limits(Quota):
+    """A model's declared budgets, the account it shares budgets with, and where its day ends.
+
+    `account` names the provider account (provider and key variable) the model is counted on; every
+    model naming it shares `account_quota` and account-wide cooldowns ("" = none). `zone` is the
+    IANA zone whose midnight ends the provider's day (Gemini's is America/Los_Angeles).
+    """
+
+    account: str = ""
+    account_quota: Quota = Quota()
+    zone: str = UTC_ZONE
 
 
 @dataclass(frozen=True)
@@ -58,10 +73,11 @@ class Availability:
     `state` is a `selector_pb2.ModelState` value. READY and CIRCUIT_HALF_OPEN admit a request
     (half-open: a single trial); any other state does not, until `until` (epoch seconds) at the
     earliest. A half-open circuit whose trial is in flight reports CIRCUIT_OPEN.
-    `day_share_used` is the largest share (0..1) of a declared daily budget (requests or tokens)
-    already used today; 0 when none is declared. `in_flight_since` is when the oldest request
-    still waiting for an answer from the model was admitted (None when none is), so a provider
-    that went silent shows before its first timeout.
+    `day_share_used` is the largest share (0..1) of a declared daily budget (requests or tokens,
+    the model's or its account's) already used today; 0 when none is declared. `day_elapsed` is
+    the share of the provider's day that has passed (None: not known, the UTC day is assumed).
+    `in_flight_since` is when the oldest request still waiting for an answer from the model was
+    admitted (None when none is), so a provider that went silent shows before its first timeout.
     """
 
     state: int
@@ -69,6 +85,7 @@ class Availability:
     until: float | None = None
     day_share_used: float = 0.0
     in_flight_since: float | None = None
+    day_elapsed: float | None = None
 
     @property
     def admits(self) -> bool:
@@ -78,11 +95,151 @@ class Availability:
 
 @dataclass(frozen=True)
 class Budget:
-    """What a model has used of its free-tier budget."""
+    """What a model (or an account) has used of its free-tier budget."""
 
     requests_last_minute: int
     requests_today: int
     tokens_today: int
+    tokens_last_minute: int = 0
+
+
+@dataclass
+class _Counter:
+    """Requests and tokens counted against one budget: a model's or an account's.
+
+    The minute slides; the day is the calendar day in `zone`. Tokens per minute count what each
+    request asks for (its estimate: prompt plus output limit), as the providers that limit them do
+    before running it; tokens per day count the estimate while a request is in flight, then what
+    the provider reported (the estimate for a success that reported nothing).
+    """
+
+    zone: str = UTC_ZONE
+    minute: deque[float] = field(default_factory=deque)
+    token_minute: deque[tuple[float, int]] = field(default_factory=deque)
+    tokens_last_minute: int = 0
+    day_start: float = 0.0
+    day_end: float = 0.0
+    requests_today: int = 0
+    tokens_today: int = 0
+    reserved: deque[int] = field(default_factory=deque)
+
+    def set_zone(self, zone: str, now: float) -> None:
+        """Counts days in `zone` from now on (today's counts stay)."""
+        if zone != self.zone:
+            self.zone = zone
+            self.day_start, self.day_end = local_day(now, zone)
+
+    def roll(self, now: float, minute_seconds: float) -> None:
+        """Drops what left the minute window; starts from zero on a new day."""
+        horizon = now - minute_seconds
+        while self.minute and self.minute[0] <= horizon:
+            self.minute.popleft()
+        while self.token_minute and self.token_minute[0][0] <= horizon:
+            self.tokens_last_minute -= self.token_minute.popleft()[1]
+        if not self.day_start <= now < self.day_end:
+            self.day_start, self.day_end = local_day(now, self.zone)
+            self.requests_today = 0
+            self.tokens_today = 0
+
+    def tokens_used_today(self) -> int:
+        """Tokens reported today plus the estimates of requests still in flight."""
+        return self.tokens_today + sum(self.reserved)
+
+    def block(
+        self, quota: Quota, now: float, est_tokens: int, minute_seconds: float, rpm_note: str = ""
+    ) -> tuple[str, float | None] | None:
+        """(reason, until) when a request of `est_tokens` would break `quota` now, else None."""
+        rpm = quota.requests_per_minute
+        if rpm > 0 and len(self.minute) >= rpm:
+            until = self.minute[len(self.minute) - rpm] + minute_seconds
+            return f"requests-per-minute budget spent ({rpm}/min{rpm_note})", until
+        rpd = quota.requests_per_day
+        if rpd > 0 and self.requests_today >= rpd:
+            return f"requests-per-day budget spent ({rpd}/day)", self.day_end
+        tpm = quota.tokens_per_minute
+        if tpm > 0 and est_tokens > tpm:
+            return f"a request of about {est_tokens} tokens exceeds the {tpm} tokens/min", None
+        if tpm > 0 and self.tokens_last_minute + est_tokens > tpm:
+            return (
+                f"tokens-per-minute budget spent ({self.tokens_last_minute}/{tpm} in the last "
+                f"minute, this request needs about {est_tokens})",
+                self._room_at(tpm - est_tokens, minute_seconds),
+            )
+        tpd = quota.tokens_per_day
+        used = self.tokens_used_today()
+        if tpd > 0 and used + max(0, est_tokens) > tpd:
+            return f"tokens-per-day budget spent ({used}/{tpd} used)", self.day_end
+        return None
+
+    def _room_at(self, allowed: int, minute_seconds: float) -> float | None:
+        """When the tokens of the sliding minute are down to `allowed`; None if never."""
+        left = self.tokens_last_minute
+        for at, tokens in self.token_minute:
+            left -= tokens
+            if left <= allowed:
+                return at + minute_seconds
+        return None
+
+    def day_share(self, quota: Quota) -> float:
+        """The largest share (0..1) of a declared daily budget used today."""
+        shares = [0.0]
+        if quota.requests_per_day > 0:
+            shares.append(self.requests_today / quota.requests_per_day)
+        if quota.tokens_per_day > 0:
+            shares.append(self.tokens_used_today() / quota.tokens_per_day)
+        return min(1.0, max(shares))
+
+    def admit(self, now: float, est_tokens: int) -> None:
+        """Counts one request of about `est_tokens` tokens."""
+        tokens = max(0, est_tokens)
+        self.minute.append(now)
+        self.requests_today += 1
+        self.token_minute.append((now, tokens))
+        self.tokens_last_minute += tokens
+        self.reserved.append(tokens)
+
+    def settle(self, reserved: int, used: int) -> None:
+        """A request that reserved `reserved` tokens ended having used `used`."""
+        if reserved in self.reserved:
+            self.reserved.remove(reserved)
+        self.tokens_today += used
+
+    def seed(
+        self, now: float, requests_last_minute: int, requests_today: int, tokens_today: int
+    ) -> tuple[int, int, int]:
+        """Raises the counts to at least these; returns by how much each went up."""
+        raised = (
+            max(0, requests_last_minute - len(self.minute)),
+            max(0, requests_today - self.requests_today),
+            max(0, tokens_today - self.tokens_today),
+        )
+        self.add(now, *raised)
+        return raised
+
+    def add(self, now: float, requests_last_minute: int, requests: int, tokens: int) -> None:
+        """Adds counts seen elsewhere (the minute's requests as if sent now: the safe side)."""
+        self.minute.extendleft([now] * requests_last_minute)
+        self.requests_today += requests
+        self.tokens_today += tokens
+
+    def usage(self) -> Budget:
+        """What has been used."""
+        return Budget(
+            requests_last_minute=len(self.minute),
+            requests_today=self.requests_today,
+            tokens_today=self.tokens_used_today(),
+            tokens_last_minute=self.tokens_last_minute,
+        )
+
+
+@dataclass
+class _Account:
+    """The budget and account-wide cooldown shared by every model of one provider account."""
+
+    counter: _Counter = field(default_factory=_Counter)
+    members: set[int] = field(default_factory=set)
+    # (outcome, until, reason) of the last account-wide signal: a model that joins gets it too.
+    cooldown: tuple[int, float, str] | None = None
 
 
 @dataclass
@@ -95,11 +252,10 @@ class _Model:
     consecutive_failures: int = 0
     circuit_opened_at: float | None = None
     trial_started_at: float | None = None
-    minute: deque[float] = field(default_factory=deque)
-    day: int = -1
-    requests_today: int = 0
-    tokens_today: int = 0
-    reserved_tokens: deque[int] = field(default_factory=deque)
+    failed_trials: int = 0
+    blame_after: float | None = None
+    counter: _Counter = field(default_factory=_Counter)
+    account: str = ""
     in_flight: deque[float] = field(default_factory=deque)
     rate_limit_streak: int = 0
     learned_rpm: int = 0
@@ -118,12 +274,25 @@ class LiveState:
     the 429. The circuit opens after `failure_threshold` consecutive failures, or after
     `timeout_threshold` when the last of them is a timeout (a silent provider costs every
     further request a whole attempt timeout), for `circuit_open_seconds`, doubling (up to
-    `circuit_max_open_seconds`) for each failed trial; once that time has passed it is half-open
-    and admits one trial request at a time (a trial slot not released within
-    `trial_timeout_seconds` is freed). Budgets count every request admitted by `acquire`: a
-    sliding minute of `minute_seconds` and the UTC day; tokens count the estimate at `acquire`
-    until the outcome reports the real number. Outcomes are matched to
-    admitted requests first in, first out; the counts only need to be right in aggregate.
+    `circuit_max_open_seconds`) for each failed trial only; once that time has passed it is
+    half-open and admits one trial request at a time (a trial slot not released within
+    `trial_timeout_seconds` is freed). A failed trial's next open time counts from when the
+    trial was sent, so a provider that comes back is tried again within
+    `circuit_max_open_seconds` of the last trial (or once that trial's own timeout ended).
+
+    One outage is counted once: an outcome of an attempt that started before the last counted
+    failure (or the last opening or closing of the circuit) was seen is a straggler of that same
+    burst. It neither adds a consecutive failure nor grows the open time, and a straggler's
+    success does not close the circuit.
+
+    Budgets count every request admitted by `acquire`, twice: against the model's own limits and
+    against its account's (`Limits.account`), and a request is admitted only if both allow it.
+    Minutes slide (`minute_seconds`); days are calendar days in the provider's zone
+    (`Limits.zone`). Outcomes are matched to admitted requests first in, first out; the counts
+    only need to be right in aggregate. The state learns a model's account and zone from the
+    limits it is given (the engine plans over the whole catalog before any attempt), so an
+    account-scope outcome (`Scope.ACCOUNT`) cools every model of the account; a model first seen
+    later gets the account's running cooldown too.
     """
 
     def __init__(
@@ -131,8 +300,8 @@ class LiveState:
         *,
         failure_threshold: int = 3,
         timeout_threshold: int = 1,
-        circuit_open_seconds: float = 30.0,
-        circuit_max_open_seconds: float = 300.0,
+        circuit_open_seconds: float = 10.0,
+        circuit_max_open_seconds: float = 30.0,
         default_rate_limit_seconds: float = 60.0,
         min_rate_limit_seconds: float = 2.0,
         permanent_cooldown_seconds: float = 86400.0,
@@ -153,6 +322,7 @@ class LiveState:
         self.trial_timeout_seconds = trial_timeout_seconds
         self.learned_limit_seconds = learned_limit_seconds
         self._models: dict[int, _Model] = {}
+        self._accounts: dict[str, _Account] = {}
         self._dirty: set[int] = set()
 
     def _model(self, model_id: int) -> _Model:
@@ -161,53 +331,74 @@ class LiveState:
             model = self._models[model_id] = _Model()
         return model
 
-    def _roll(self, model: _Model, now: float) -> None:
-        """Drops budget entries that left the minute window and resets counters on a new UTC day."""
-        horizon = now - self.minute_seconds
-        while model.minute and model.minute[0] <= horizon:
-            model.minute.popleft()
+    def _account_of(self, model: _Model) -> _Account | None:
+        return self._accounts.get(model.account) if model.account else None
+
+    def _note(self, model_id: int, limits: Limits, now: float) -> _Model:
+        """The model, with the account and zone `limits` name."""
+        model = self._model(model_id)
+        model.counter.set_zone(limits.zone, now)
+        if limits.account != model.account:
+            self._join(model_id, model, limits.account, now)
+        account = self._account_of(model)
+        if account is not None:
+            account.counter.set_zone(limits.zone, now)
+        return model
+
+    def _join(self, model_id: int, model: _Model, name: str, now: float) -> None:
+        """Moves the model to account `name` ("" = none); it gets the account's running cooldown."""
+        previous = self._account_of(model)
+        if previous is not None:
+            previous.members.discard(model_id)
+        model.account = name
+        if not name:
+            return
+        account = self._accounts.setdefault(name, _Account())
+        account.members.add(model_id)
+        if account.cooldown is not None and account.cooldown[1] > now:
+            outcome, until, reason = account.cooldown
+            self._cool_down(model_id, outcome, until, reason, replace=False)
+
+    def _roll(self, model: _Model, now: float) -> _Account | None:
+        """Rolls the model's and its account's windows; returns its account."""
+        model.counter.roll(now, self.minute_seconds)
         while model.in_flight and model.in_flight[0] <= now - self.trial_timeout_seconds:
             model.in_flight.popleft()
-        day = _utc_day(now)
-        if day != model.day:
-            model.day = day
-            model.requests_today = 0
-            model.tokens_today = 0
+        account = self._account_of(model)
+        if account is not None:
+            account.counter.roll(now, self.minute_seconds)
+        return account
 
     def _open_seconds(self, model: _Model) -> float:
-        extra_failures = max(0, model.consecutive_failures - self.failure_threshold)
         return min(
-            self.circuit_open_seconds * 2 ** min(extra_failures, 30), self.circuit_max_open_seconds
+            self.circuit_open_seconds * 2 ** min(model.failed_trials, 30),
+            self.circuit_max_open_seconds,
         )
 
     def availability(
         self, model_id: int, limits: Limits, now: float, est_tokens: int = 0
     ) -> Availability:
         """Whether the model may take a request of about `est_tokens` tokens now, and if not why."""
-        model = self._model(model_id)
-        self._roll(model, now)
+        model = self._note(model_id, limits, now)
+        account = self._roll(model, now)
         if model.cooldown_until is not None and now < model.cooldown_until:
             return Availability(COOLING_DOWN, model.cooldown_reason, model.cooldown_until)
         circuit = self._circuit(model, now)
         if circuit is not None and not circuit.admits:
             return circuit
-        budget = self._budget_block(model, limits, now, est_tokens)
+        budget = self._budget_block(model, account, limits, now, est_tokens)
         if budget is not None:
             return budget
-        share = self._day_share(model, limits)
+        share = model.counter.day_share(limits)
+        if account is not None:
+            share = max(share, account.counter.day_share(limits.account_quota))
+        counter = model.counter
+        elapsed = (now - counter.day_start) / (counter.day_end - counter.day_start)
         since = model.in_flight[0] if model.in_flight else None
+        state, reason, until = READY, "", None
         if circuit is not None:
-            return Availability(circuit.state, circuit.reason, circuit.until, share, since)
-        return Availability(READY, day_share_used=share, in_flight_since=since)
-
-    def _day_share(self, model: _Model, limits: Limits) -> float:
-        shares = [0.0]
-        if limits.requests_per_day > 0:
-            shares.append(model.requests_today / limits.requests_per_day)
-        if limits.tokens_per_day > 0:
-            used = model.tokens_today + sum(model.reserved_tokens)
-            shares.append(used / limits.tokens_per_day)
-        return min(1.0, max(shares))
+            state, reason, until = circuit.state, circuit.reason, circuit.until
+        return Availability(state, reason, until, share, since, elapsed)
 
     def _circuit(self, model: _Model, now: float) -> Availability | None:
         if model.circuit_opened_at is None:
@@ -228,36 +419,37 @@ class LiveState:
         )
 
     def _budget_block(
-        self, model: _Model, limits: Limits, now: float, est_tokens: int
+        self,
+        model: _Model,
+        account: _Account | None,
+        limits: Limits,
+        now: float,
+        est_tokens: int,
     ) -> Availability | None:
-        rpm, learned = limits.requests_per_minute, ""
-        if rpm <= 0 and model.learned_rpm and now < model.learned_until:
-            rpm, learned = model.learned_rpm, ", as learned from the provider's 429"
-        if rpm > 0 and len(model.minute) >= rpm:
-            index = len(model.minute) - rpm
-            return Availability(
-                OUT_OF_BUDGET,
-                f"requests-per-minute budget spent ({rpm}/min{learned})",
-                model.minute[index] + self.minute_seconds,
+        quota: Quota = limits
+        note = ""
+        if limits.requests_per_minute <= 0 and model.learned_rpm and now < model.learned_until:
+            quota = replace(limits, requests_per_minute=model.learned_rpm)
+            note = ", as learned from the provider's 429"
+        block = model.counter.block(quota, now, est_tokens, self.minute_seconds, note)
+        if block is not None:
+            return Availability(OUT_OF_BUDGET, *block)
+        if account is not None:
+            block = account.counter.block(
+                limits.account_quota, now, est_tokens, self.minute_seconds
             )
-        if limits.requests_per_day > 0 and model.requests_today >= limits.requests_per_day:
-            return Availability(
-                OUT_OF_BUDGET,
-                f"requests-per-day budget spent ({limits.requests_per_day}/day)",
-                next_utc_midnight(now),
-            )
-        if limits.tokens_per_day > 0:
-            used = model.tokens_today + sum(model.reserved_tokens)
-            if used + max(0, est_tokens) > limits.tokens_per_day:
+            if block is not None:
+                reason, until = block
                 return Availability(
                     OUT_OF_BUDGET,
-                    f"tokens-per-day budget spent ({used}/{limits.tokens_per_day} used)",
-                    next_utc_midnight(now),
+                    f"account {model.account}: {reason}; shared by all its models",
+                    until,
                 )
         return None
 
     def acquire(self, model_id: int, limits: Limits, now: float, est_tokens: int = 0) -> bool:
-        """Admits one request if the model is usable now, counting it in the budget windows.
+        """Admits one request if the model is usable now, counting it in the budget windows of
+        the model and its account.
 
         In half-open state it also takes the single trial slot. False means: do not send.
         """
@@ -267,14 +459,19 @@ class LiveState:
         model = self._model(model_id)
         if availability.state == CIRCUIT_HALF_OPEN:
             model.trial_started_at = now
-        model.minute.append(now)
-        model.requests_today += 1
-        model.reserved_tokens.append(max(0, est_tokens))
-        model.in_flight.append(now)
+        self._admit(model, now, est_tokens)
         return True
 
-    def acquire_probe(self, model_id: int, now: float) -> None:
-        """Counts a health probe in the budget windows without gating it.
+    def _admit(self, model: _Model, now: float, est_tokens: int) -> None:
+        model.counter.admit(now, est_tokens)
+        account = self._account_of(model)
+        if account is not None:
+            account.counter.admit(now, est_tokens)
+        model.in_flight.append(now)
+
+    def acquire_probe(self, model_id: int, now: float, est_tokens: int = 0) -> None:
+        """Counts a health probe in the budget windows (the model's and its account's, as last
+        given by its limits) without gating it.
 
         Probes bypass open circuits and failure cooldowns: a passing probe is how a benched model
         gets back in. The caller skips models whose provider asked to wait or whose budget is
@@ -282,10 +479,7 @@ class LiveState:
         """
         model = self._model(model_id)
         self._roll(model, now)
-        model.minute.append(now)
-        model.requests_today += 1
-        model.reserved_tokens.append(0)
-        model.in_flight.append(now)
+        self._admit(model, now, est_tokens)
 
     def on_outcome(
         self,
@@ -293,29 +487,37 @@ class LiveState:
         outcome: int,
         now: float,
         *,
+        started: float | None = None,
         retry_after: float | None = None,
         tokens: int = 0,
         message: str = "",
         http_status: int = 0,
+        scope: Scope = Scope.MODEL,
     ) -> None:
         """Updates the model's state after an attempt ended with `outcome` (a common_pb2.Outcome).
 
-        `message` must already be free of secrets; it is only used in a reason when the HTTP
-        status alone says nothing.
+        `started` is when the attempt was admitted (default: `now`), which tells a straggler of
+        an earlier burst from news. `message` must already be free of secrets; it is only used
+        in a reason when the HTTP status alone says nothing. With `scope` ACCOUNT a cooldown
+        (rate limit, quota, permanent) holds for every model of the account.
         """
         model = self._model(model_id)
-        self._roll(model, now)
-        reserved = model.reserved_tokens.popleft() if model.reserved_tokens else 0
+        account = self._roll(model, now)
+        started = now if started is None else started
+        reserved = model.counter.reserved.popleft() if model.counter.reserved else 0
         if model.in_flight:
             model.in_flight.popleft()
-        if tokens > 0:
-            model.tokens_today += tokens
-        elif outcome == common_pb2.OUTCOME_SUCCESS:
-            model.tokens_today += reserved
-        model.trial_started_at = None
+        used = tokens if tokens > 0 else reserved if outcome == common_pb2.OUTCOME_SUCCESS else 0
+        model.counter.tokens_today += used
+        if account is not None:
+            account.counter.settle(reserved, used)
+        if model.trial_started_at is not None and started >= model.trial_started_at:
+            model.trial_started_at = None  # the trial's own outcome, not a straggler's
+        fresh = model.blame_after is None or started >= model.blame_after
         if outcome == common_pb2.OUTCOME_SUCCESS:
             model.rate_limit_streak = 0
-            self._set(model_id, consecutive_failures=0, circuit_opened_at=None)
+            if fresh:
+                self._close(model_id, model, now)
             if not self._rate_cooldown_running(model, now):
                 self._set(
                     model_id,
@@ -325,15 +527,16 @@ class LiveState:
                 )
         elif outcome == common_pb2.OUTCOME_RATE_LIMITED:
             seconds = retry_after if retry_after is not None else self._backoff(model)
-            if retry_after is None and len(model.minute) > 1:
-                model.learned_rpm = len(model.minute) - 1
+            if retry_after is None and len(model.counter.minute) > 1:
+                model.learned_rpm = len(model.counter.minute) - 1
                 model.learned_until = now + self.learned_limit_seconds
             status = f"HTTP {http_status}" if http_status else "rate limited"
             reason = f"rate limited by provider ({status}), retry after {_format_seconds(seconds)}"
-            self._cool_down(model_id, outcome, now + max(0.0, seconds), reason, replace=True)
+            self._cool(model_id, outcome, now + max(0.0, seconds), reason, scope, replace=True)
         elif outcome == common_pb2.OUTCOME_QUOTA_EXHAUSTED:
-            until = now + retry_after if retry_after is not None else next_utc_midnight(now)
-            self._cool_down(model_id, outcome, until, "free quota spent at provider", replace=False)
+            # Without a wait, the quota is the provider's daily one: it resets at its midnight.
+            until = now + retry_after if retry_after is not None else model.counter.day_end
+            self._cool(model_id, outcome, until, "free quota spent at provider", scope)
         elif outcome == common_pb2.OUTCOME_PERMANENT:
             reason = _PERMANENT_REASONS.get(http_status) or (
                 f"permanent error from provider (HTTP {http_status})"
@@ -343,9 +546,34 @@ class LiveState:
             if http_status not in _PERMANENT_REASONS and message:
                 reason = f"{reason}: {message[:_MAX_MESSAGE]}"
             until = now + self.permanent_cooldown_seconds
-            self._cool_down(model_id, outcome, until, reason, replace=False)
-        elif outcome in _FAILURES:
-            self._fail(model_id, model, now, outcome == common_pb2.OUTCOME_TIMEOUT)
+            self._cool(model_id, outcome, until, reason, scope)
+        elif outcome in _FAILURES and fresh:
+            self._fail(model_id, model, now, started, outcome == common_pb2.OUTCOME_TIMEOUT)
+
+    def _cool(
+        self,
+        model_id: int,
+        outcome: int,
+        until: float,
+        reason: str,
+        scope: Scope,
+        *,
+        replace: bool = False,
+    ) -> None:
+        """Cools the model, or with `scope` ACCOUNT every model of its account.
+
+        Only the model that got the reply may have a longer cooldown of the same kind shortened
+        (its provider's newest wait); another model's own longer wait is never cut.
+        """
+        model = self._model(model_id)
+        account = self._account_of(model)
+        if scope is not Scope.ACCOUNT or account is None:
+            self._cool_down(model_id, outcome, until, reason, replace=replace)
+            return
+        reason = f"{reason}; holds for every model of account {model.account}"
+        account.cooldown = (outcome, until, reason)
+        for member in sorted(account.members):
+            self._cool_down(member, outcome, until, reason, replace=replace and member == model_id)
 
     @staticmethod
     def _rate_cooldown_running(model: _Model, now: float) -> bool:
@@ -366,15 +594,26 @@ class LiveState:
         model.rate_limit_streak += 1
         return min(seconds, self.default_rate_limit_seconds)
 
-    def _fail(self, model_id: int, model: _Model, now: float, silent: bool) -> None:
+    def _close(self, model_id: int, model: _Model, now: float) -> None:
+        """A fresh success: no failures in a row, the circuit closed."""
+        if model.circuit_opened_at is not None:
+            model.blame_after = now
+        model.failed_trials = 0
+        self._set(model_id, consecutive_failures=0, circuit_opened_at=None)
+
+    def _fail(self, model_id: int, model: _Model, now: float, started: float, silent: bool) -> None:
+        """A fresh failure (of an attempt started after the last one counted was seen)."""
         failures = model.consecutive_failures + 1
         threshold = self.timeout_threshold if silent else self.failure_threshold
-        if model.circuit_opened_at is None:
-            opened = now if failures >= threshold else None
-        elif now >= model.circuit_opened_at + self._open_seconds(model):
-            opened = now
-        else:
-            opened = model.circuit_opened_at
+        opened = model.circuit_opened_at
+        if opened is None:
+            if failures >= threshold:
+                opened, model.failed_trials = now, 0
+        elif started >= opened + self._open_seconds(model):
+            # A trial sent while half-open failed: open again, for longer, from when it was sent.
+            opened = started
+            model.failed_trials += 1
+        model.blame_after = now
         self._set(model_id, consecutive_failures=failures, circuit_opened_at=opened)
 
     def _cool_down(
@@ -400,35 +639,37 @@ class LiveState:
                 self._dirty.add(model_id)
 
     def budget(self, model_id: int, now: float) -> Budget:
-        """What the model has used: requests in the last minute and today, tokens today."""
+        """What the model has used: requests and tokens asked for in the last minute, requests
+        and tokens today."""
         model = self._model(model_id)
         self._roll(model, now)
-        return Budget(
-            requests_last_minute=len(model.minute),
-            requests_today=model.requests_today,
-            tokens_today=model.tokens_today + sum(model.reserved_tokens),
-        )
+        return model.counter.usage()
+
+    def account_budget(self, model_id: int, now: float) -> Budget | None:
+        """What the model's account has used over all its models; None without an account."""
+        account = self._roll(self._model(model_id), now)
+        return account.counter.usage() if account is not None else None
 
     def seed_budget(
         self,
         model_id: int,
         *,
+        limits: Limits,
         requests_last_minute: int,
         requests_today: int,
         tokens_today: int,
         now: float,
     ) -> None:
-        """Raises the counters to what the store saw (after a restart or from other replicas).
+        """Raises the counters to what the store saw (after a restart or from other replicas);
+        what the model's counts went up by is added to its account's.
 
         Counts only ever go up here, so a stale store reading never lets the selector overspend.
         """
-        model = self._model(model_id)
-        self._roll(model, now)
-        missing = requests_last_minute - len(model.minute)
-        if missing > 0:
-            model.minute.extendleft([now] * missing)
-        model.requests_today = max(model.requests_today, requests_today)
-        model.tokens_today = max(model.tokens_today, tokens_today)
+        model = self._note(model_id, limits, now)
+        account = self._roll(model, now)
+        raised = model.counter.seed(now, requests_last_minute, requests_today, tokens_today)
+        if account is not None:
+            account.counter.add(now, *raised)
 
     def restore(
         self,
@@ -447,6 +688,8 @@ class LiveState:
         model.cooldown_outcome = cooldown_outcome
         model.consecutive_failures = consecutive_failures
         model.circuit_opened_at = circuit_opened_at
+        model.failed_trials = 0
+        model.blame_after = None
 
     def snapshot(self, model_id: int) -> dict:
         """The persisted fields, with the same keys as `restore`."""

@@ -55,8 +55,9 @@ class ModelWindow:
     """What ranking and GetModelStats need about a model's window: decayed weights and raw counts.
 
     `successes` and `failures` are weighted by 0.5 ** (age_hours / half_life); failures are
-    TRANSIENT + TIMEOUT + PERMANENT + BAD_ANSWER (rate limits, quota and bad requests are not the
-    model's unreliability). Latencies are of successful attempts, weighted by the same decay.
+    TRANSIENT + TIMEOUT + PERMANENT + BAD_ANSWER (rate limits, quota, bad requests, answers in
+    the wrong format and abandoned attempts are not the model's unreliability). Latencies are
+    of successful attempts, weighted by the same decay.
     `recent_latency_s` is a moving average over the latest live successes, so a model turning
     slow shows at once; a timeout is a failure, not a latency (the circuit handles a silent
     model, and one timeout must not keep a recovered model ranked as slow). `recent_weight` in

@@ -1,8 +1,10 @@
-"""Validation of ProcessPrompt input: every violation names the field and the limit."""
+"""Validation of client input: every violation names the field and the limit, and quotes of the
+client's own values are cut short (`errors.echo`), so a bad request can only fail itself."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import unicodedata
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from aiselector.v1 import selector_pb2
@@ -11,8 +13,15 @@ from services.common import errors
 PROMPT_MAX_CHARS = 10_000
 SYSTEM_PROMPT_MAX_CHARS = 5_000
 NAME_MAX_CHARS = 255
+TAG_MAX_CHARS = 64
 MAX_TAGS = 10
 RESPONSE_FORMATS = ("", "text", "json_object")
+CLIENT_ID_KEY = "x-client-id"
+# Unicode categories that show nothing: controls, format characters (zero-width space, BOM,
+# direction marks), spaces and separators. A prompt made only of them is empty.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+Violations = list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -27,39 +36,62 @@ class PromptInput:
     user_id: str
 
 
+def is_blank(text: str) -> bool:
+    """Whether `text` shows nothing: empty, or only invisible characters."""
+    return all(unicodedata.category(ch) in _INVISIBLE for ch in text)
+
+
+def _text(field: str, value: str, max_chars: int, subject: str = "") -> Violations:
+    """Violations of one string: too long, or NUL characters (PostgreSQL refuses them).
+
+    `subject` names an item of a list field (`tag 2`), so the violation still names the field.
+    """
+    prefix = f"{subject} " if subject else ""
+    problems = []
+    if len(value) > max_chars:
+        problems.append(
+            (field, f"{prefix}must be at most {max_chars} characters, got {len(value)}")
+        )
+    if "\x00" in value:
+        problems.append((field, f"{prefix}must not contain NUL characters"))
+    return problems
+
+
+def _tags(tags: Sequence[str], known_tags: Collection[str]) -> Violations:
+    """Violations of `tags`: too many, or one too long, with NUL, or not a known tag."""
+    if len(tags) > MAX_TAGS:
+        return [("tags", f"must be at most {MAX_TAGS} tags, got {len(tags)}")]
+    problems = []
+    known = ", ".join(sorted(known_tags))
+    for index, tag in enumerate(tags):
+        invalid = _text("tags", tag, TAG_MAX_CHARS, f"tag {index}")
+        if invalid:
+            problems += invalid
+        elif tag not in known_tags:
+            problems.append(("tags", f"unknown tag {errors.echo(tag)}; known: {known}"))
+    return problems
+
+
 def validate_prompt(
-    request: selector_pb2.ProcessPromptRequest, known_tags: Collection[str]
+    request: selector_pb2.ProcessPromptRequest, known_tags: Collection[str], caller: str
 ) -> PromptInput:
-    """Returns the validated input, or raises InvalidArgument listing every violation."""
-    violations: list[tuple[str, str]] = []
-    for field in ("prompt", "system_prompt"):
-        if "\x00" in getattr(request, field):
-            violations.append((field, "must not contain NUL characters"))
-    if not request.prompt.strip():
+    """Returns the validated input, or raises InvalidArgument listing every violation.
+
+    `caller` is the `x-client-id` metadata value, checked like the fields (it is stored in the
+    history too). Duplicate tags count once.
+    """
+    violations: Violations = []
+    if is_blank(request.prompt):
         violations.append(("prompt", "must not be empty"))
-    elif len(request.prompt) > PROMPT_MAX_CHARS:
-        violations.append(
-            ("prompt", f"must be at most {PROMPT_MAX_CHARS} characters, got {len(request.prompt)}")
-        )
-    if len(request.system_prompt) > SYSTEM_PROMPT_MAX_CHARS:
-        violations.append(
-            (
-                "system_prompt",
-                f"must be at most {SYSTEM_PROMPT_MAX_CHARS} characters, "
-                f"got {len(request.system_prompt)}",
-            )
-        )
+    violations += _text("prompt", request.prompt, PROMPT_MAX_CHARS)
+    violations += _text("system_prompt", request.system_prompt, SYSTEM_PROMPT_MAX_CHARS)
     format_type = request.response_format.type
     if format_type not in RESPONSE_FORMATS:
         violations.append(("response_format.type", "must be 'json_object' or 'text' (or empty)"))
-    if len(request.tags) > MAX_TAGS:
-        violations.append(("tags", f"at most {MAX_TAGS} tags"))
-    unknown = sorted(set(request.tags) - set(known_tags))
-    if unknown:
-        violations.append(("tags", f"unknown tag(s) {unknown}; known: {sorted(known_tags)}"))
-    for field in ("model_name", "user_id"):
-        if len(getattr(request, field)) > NAME_MAX_CHARS:
-            violations.append((field, f"must be at most {NAME_MAX_CHARS} characters"))
+    violations += _tags(request.tags, known_tags)
+    violations += _text("model_name", request.model_name, NAME_MAX_CHARS)
+    violations += _text("user_id", request.user_id, NAME_MAX_CHARS)
+    violations += _text(CLIENT_ID_KEY, caller, NAME_MAX_CHARS)
     if violations:
         raise errors.InvalidArgument(violations)
     return PromptInput(
@@ -70,3 +102,27 @@ def validate_prompt(
         model_name=request.model_name,
         user_id=request.user_id,
     )
+
+
+def validate_model_names(names: Sequence[str], catalog_size: int) -> list[str]:
+    """TestProviders' `model_names`, each bounded and without NUL, duplicates dropped (first kept).
+
+    More distinct names than the catalog has models cannot all exist: refused before any probe.
+    """
+    unique = list(dict.fromkeys(names))
+    if len(unique) > catalog_size:
+        raise errors.InvalidArgument(
+            [
+                (
+                    "model_names",
+                    f"must name at most {catalog_size} models (the catalog's size), "
+                    f"got {len(unique)}",
+                )
+            ]
+        )
+    violations: Violations = []
+    for index, name in enumerate(unique):
+        violations += _text("model_names", name, NAME_MAX_CHARS, f"name {index}")
+    if violations:
+        raise errors.InvalidArgument(violations)
+    return unique

@@ -1,4 +1,4 @@
-"""Provider simulator: a loopback server speaking the OpenAI-compatible and Gemini wire formats."""
+"""Provider simulator: free providers as recorded, over loopback HTTP, streamed or not, scripted."""
 
 from services.simulator.server import RunningSimulator, start_simulator
 

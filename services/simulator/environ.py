@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -44,6 +46,28 @@ def read_providers(catalog_path: Path = CATALOG) -> tuple[Provider, ...]:
         )
         for entry in catalog.get("providers", [])
     )
+
+
+def catalog_path() -> Path:
+    """The catalog the stack reads: `$CATALOG_PATH` (relative to the repository) or the default."""
+    configured = os.environ.get("CATALOG_PATH")
+    return ROOT / configured if configured else CATALOG
+
+
+def catalog_models(path: Path | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The models of the catalog per provider, as scenario model declarations (all free)."""
+    catalog = yaml.safe_load((path or catalog_path()).read_text(encoding="utf-8")) or {}
+    declared: dict[str, list[dict[str, Any]]] = {}
+    for model in catalog.get("models", []):
+        limits = model.get("limits") or {}
+        declared.setdefault(model["provider"], []).append(
+            {
+                "id": str(model["provider_model_id"]),
+                "context": limits.get("context"),
+                "max_output": limits.get("max_output"),
+            }
+        )
+    return declared
 
 
 def demo_overrides(providers: tuple[Provider, ...], simulator_url: str) -> dict[str, str]:

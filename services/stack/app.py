@@ -1,17 +1,18 @@
-"""Runs a planned stack: start in order, tell the user how to use it, stop cleanly on a signal."""
+"""Runs a planned stack: starts it in order, restarts what dies, stops it cleanly on a signal."""
 
 from __future__ import annotations
 
 import asyncio
+import select
 import shlex
 import signal
 import time
-from collections.abc import Callable
 
 from services.stack.plan import Stack
-from services.stack.supervisor import StartupFailed, Supervisor
+from services.stack.restarts import RestartPolicy, Say, keep_running
+from services.stack.supervisor import ServiceFailed, Supervisor
 
-Say = Callable[[str], None]
+DEFAULT_POLICY = RestartPolicy()
 
 
 def try_it(stack: Stack) -> list[str]:
@@ -42,54 +43,100 @@ def demo_banner() -> list[str]:
     ]
 
 
-async def run_stack(stack: Stack, supervisor: Supervisor, say: Say = print) -> int:
-    """Starts `stack`; returns 0 after a clean SIGINT/SIGTERM stop, 1 when a service failed."""
+def output_closed(fd: int) -> bool:
+    """Whether nobody can read `fd` any more (a pipe whose reader closed, a hung-up terminal)."""
+    poller = select.poll()
+    poller.register(fd, 0)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+async def _watch_output(fd: int, stop: asyncio.Event, poll_seconds: float) -> None:
+    """Sets `stop` once nobody reads `fd`."""
+    while True:
+        if output_closed(fd):
+            stop.set()
+            return
+        await asyncio.sleep(poll_seconds)
+
+
+async def run_stack(
+    stack: Stack,
+    supervisor: Supervisor,
+    say: Say = print,
+    policy: RestartPolicy = DEFAULT_POLICY,
+    *,
+    output: int | None = None,
+    output_poll_seconds: float = 1.0,
+) -> int:
+    """Starts `stack` and keeps it running until SIGINT/SIGTERM/SIGHUP or its output is gone.
+
+    A service that dies is restarted (`policy`). Returns 0 after a clean stop, 1 when a service
+    failed to start or kept dying. `say` may raise OSError once nobody reads (a closed pipe): that
+    stops the stack like a lost terminal, and later lines are dropped; so does the file descriptor
+    `output` being closed by its reader while the stack runs.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+
+    def tell(line: str) -> None:
+        try:
+            say(line)
+        except OSError:
+            stop.set()
+
+    # A supervisor started with SIGHUP ignored (nohup) keeps running when the terminal goes.
+    hangup = [] if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else [signal.SIGHUP]
+    signals = [signal.SIGINT, signal.SIGTERM, *hangup]
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     stop_wait = asyncio.ensure_future(stop.wait())
+    watching = [stop_wait]
+    if output is not None:
+        watching.append(asyncio.ensure_future(_watch_output(output, stop, output_poll_seconds)))
+    keepers: list[asyncio.Task[None]] = []
     started = time.monotonic()
     code = 0
     try:
         if stack.demo:
             for line in demo_banner():
-                say(line)
+                tell(line)
         for spec in stack.services:
-            say(f"starting {spec.name} ...")
+            tell(f"starting {spec.name} ...")
             step = time.monotonic()
             starting = asyncio.ensure_future(supervisor.start(spec))
-            await asyncio.wait({starting, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({starting, stop_wait, *keepers}, return_when=asyncio.FIRST_COMPLETED)
             if not starting.done():
                 starting.cancel()
-                say("interrupted during start-up")
+                _raise_failure(keepers)
+                tell("interrupted during start-up")
                 return 0
             starting.result()
-            say(f"{spec.name} ready in {time.monotonic() - step:.1f} s")
-        say(f"all services ready in {time.monotonic() - started:.1f} s")
+            keepers.append(asyncio.ensure_future(keep_running(supervisor, spec.name, policy, tell)))
+            tell(f"{spec.name} ready in {time.monotonic() - step:.1f} s")
+        tell(f"all services ready in {time.monotonic() - started:.1f} s")
         for line in try_it(stack):
-            say(line)
-        exited = asyncio.ensure_future(supervisor.wait_for_exit())
-        await asyncio.wait({exited, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-        if exited.done():
-            child = exited.result()
-            say(
-                f"{child.spec.name} exited unexpectedly with code {child.exited.result()}; "
-                f"see {child.log_path}. Stopping everything."
-            )
-            code = 1
-        else:
-            exited.cancel()
-    except StartupFailed as failure:
-        say(str(failure))
+            tell(line)
+        await asyncio.wait({stop_wait, *keepers}, return_when=asyncio.FIRST_COMPLETED)
+        _raise_failure(keepers)
+    except ServiceFailed as failure:
+        tell(str(failure))
         for line in failure.log_tail:
-            say(f"  | {line}")
+            tell(f"  | {line}")
         code = 1
     finally:
-        say("stopping ...")
+        for task in [*keepers, *watching]:
+            task.cancel()
+        await asyncio.gather(*keepers, *watching, return_exceptions=True)
+        tell("stopping ...")
         await supervisor.stop_all()
-        stop_wait.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in signals:
             loop.remove_signal_handler(sig)
-        say("stopped")
+        tell("stopped")
     return code
+
+
+def _raise_failure(keepers: list[asyncio.Task[None]]) -> None:
+    """Raises what ended a keeper (KeepsDying); keepers end no other way."""
+    for keeper in keepers:
+        if keeper.done():
+            keeper.result()

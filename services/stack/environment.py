@@ -11,6 +11,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from services.simulator.environ import Provider
+from services.stack.private import write_private
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -47,7 +48,5 @@ def admin_token(env: Mapping[str, str], token_file: Path) -> AdminToken:
     """
     token = env.get("ADMIN_API_TOKEN", "") or random_secrets.token_urlsafe(32)
     token_file.parent.mkdir(parents=True, exist_ok=True)
-    token_file.touch(mode=0o600, exist_ok=True)
-    token_file.chmod(0o600)
-    token_file.write_text(token + "\n", encoding="utf-8")
+    write_private(token_file, token + "\n")
     return AdminToken(token, f"$(cat {shlex.quote(str(token_file))})")

@@ -31,11 +31,24 @@ class EnvoyConfig:
     max_upstream_connections: int = 64
     max_pending_requests: int = 256
     max_requests: int = 256
+    max_heap_bytes: int = 1024 * 1024 * 1024
+    # Seconds a new connection may stay silent, a whole request may take to arrive, and a
+    # connection may stay open between requests (docs/adr/0001 says why these values).
+    first_byte_timeout_seconds: float = 5.0
+    request_timeout_seconds: float = 30.0
+    idle_timeout_seconds: float = 60.0
+    # Retry-After, in seconds, on Envoy's own 503s (circuit breaker overflow, overload).
+    overload_retry_after_seconds: int = 5
 
     @property
     def route_timeout(self) -> str:
         """The route timeout: the Selector's deadline plus a margin, in Envoy's duration syntax."""
-        return f"{math.ceil(self.request_deadline_seconds + DEADLINE_MARGIN_SECONDS)}s"
+        return _duration(math.ceil(self.request_deadline_seconds + DEADLINE_MARGIN_SECONDS))
+
+
+def _duration(seconds: float) -> str:
+    """Seconds in Envoy's duration syntax."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -53,6 +66,10 @@ def render(config: EnvoyConfig, template: Path = TEMPLATE) -> str:
     values.update(
         descriptor_path=str(Path(config.descriptor_path).absolute()),
         route_timeout=config.route_timeout,
+        first_byte_timeout=_duration(config.first_byte_timeout_seconds),
+        request_timeout=_duration(config.request_timeout_seconds),
+        idle_timeout=_duration(config.idle_timeout_seconds),
+        overload_retry_after=str(config.overload_retry_after_seconds),
         selector_host=selector_host,
         selector_port=str(selector_port),
     )

@@ -13,6 +13,7 @@ from aiselector.v1 import model_store_pb2, selector_pb2
 from services.simulator.environ import demo_overrides, read_providers
 from services.stack import environment
 from services.stack.envoy_config import DESCRIPTOR, EnvoyConfig, split_address, write
+from services.stack.instance import Listener
 from services.stack.readiness import GrpcServing, HttpOk, Readiness, TcpOpen
 from services.stack.settings import StackSettings
 from services.stack.supervisor import ServiceSpec
@@ -32,6 +33,8 @@ class Stack:
     demo: bool
     admin: environment.AdminToken
     log_dir: Path
+    # Every address the services bind, to check before anything starts.
+    listeners: tuple[Listener, ...] = ()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -47,6 +50,11 @@ def local_address(address: str) -> str:
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     return f"{host}:{port}"
+
+
+def data_folder(settings: StackSettings, root: Path = ROOT) -> Path:
+    """DATA_DIR, relative to `root` unless absolute."""
+    return settings.data_dir if settings.data_dir.is_absolute() else root / settings.data_dir
 
 
 def envoy_binary() -> str:
@@ -65,7 +73,7 @@ def build_stack(
 ) -> Stack:
     """The services to start for `settings`, `real_env` and `<root>/.env`."""
     env = environment.merge(real_env, environment.read_dotenv(root / ".env"))
-    data_dir = settings.data_dir if settings.data_dir.is_absolute() else root / settings.data_dir
+    data_dir = data_folder(settings, root)
     providers = read_providers(root / settings.catalog_path)
     demo = not environment.configured_keys(env, providers)
     services: list[ServiceSpec] = []
@@ -149,6 +157,11 @@ def build_stack(
             HttpOk(f"http://127.0.0.1:{settings.envoy_admin_port}/ready"),
         ),
     ]
+    metrics = {
+        "SELECTOR_METRICS_PORT": settings.selector_metrics_port,
+        "MODEL_STORE_METRICS_PORT": settings.model_store_metrics_port,
+        "HEALTH_METRICS_PORT": settings.health_metrics_port,
+    }
     if env.get("TELEGRAM_BOT_TOKEN", ""):
         services.append(
             spec(
@@ -157,5 +170,13 @@ def build_stack(
                 HttpOk(f"http://127.0.0.1:{settings.bot_metrics_port}/metrics"),
             )
         )
+        metrics["BOT_METRICS_PORT"] = settings.bot_metrics_port
+    listeners = (
+        Listener("MODEL_STORE_LISTEN_ADDRESS", *split_address(model_store)),
+        Listener("SELECTOR_LISTEN_ADDRESS", *split_address(selector)),
+        Listener("ENVOY_PORT", settings.envoy_listen_host, settings.envoy_port),
+        Listener("ENVOY_ADMIN_PORT", "127.0.0.1", settings.envoy_admin_port),
+        *(Listener(name, settings.metrics_host, port) for name, port in metrics.items() if port),
+    )
     host = local_address(f"{settings.envoy_listen_host}:{settings.envoy_port}")
-    return Stack(tuple(services), f"http://{host}", demo, admin, data_dir / "logs")
+    return Stack(tuple(services), f"http://{host}", demo, admin, data_dir / "logs", listeners)

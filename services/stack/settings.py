@@ -29,3 +29,7 @@ class StackSettings(ServiceSettings):
     stack_start_timeout_seconds: float = Field(120.0, gt=0)
     # Seconds each service gets to stop after SIGTERM before it is killed.
     stack_stop_grace_seconds: float = Field(10.0, gt=0)
+    # A service that dies is restarted (after 0.5 s, doubling per death up to 30 s) at most this
+    # many times within the window; one more death there stops the whole stack.
+    stack_restart_limit: int = Field(5, ge=0)
+    stack_restart_window_seconds: float = Field(300.0, gt=0)

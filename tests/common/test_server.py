@@ -29,6 +29,8 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
             raise errors.ResourceExhausted("all rate limited", retry_after_seconds=6.2)
         if request.prompt == "boom":
             raise RuntimeError("secret internals")
+        if request.prompt == "huge":
+            raise errors.InvalidArgument([("tags", "t" * 200_000)] * 50)
         logging.getLogger("test").info("handled")
         return selector_pb2.ProcessPromptResponse(response="ok", request_id=request_id_var.get())
 
@@ -110,6 +112,23 @@ async def test_retryable_error_carries_retry_info_and_trailer(channel):
     assert rpc_status.from_call(error).details[1].Unpack(retry)
     assert retry.retry_delay.seconds == 6
     assert ("retry-after", "7") in tuple(error.trailing_metadata())
+
+
+async def test_an_error_echoing_huge_input_arrives_with_small_trailers(channel, caplog):
+    caplog.set_level(logging.INFO)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _call(channel, "huge")
+    error = caught.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    trailers = sum(len(k) + len(v) for k, v in error.trailing_metadata())
+    assert len(error.details()) <= errors.MESSAGE_MAX_BYTES
+    assert trailers + len(error.details()) < 16 * 1024
+    bad = error_details_pb2.BadRequest()
+    assert rpc_status.from_call(error).details[1].Unpack(bad)
+    assert len(bad.field_violations) == errors.MAX_VIOLATIONS
+    assert all(v.field == "tags" and v.description.endswith("…") for v in bad.field_violations)
+    logged = next(r for r in caplog.records if r.getMessage() == "call failed")
+    assert len(logged.error) <= errors.MESSAGE_MAX_BYTES
 
 
 async def test_unexpected_exception_is_internal_without_its_text(channel):

@@ -16,7 +16,7 @@ from tests.data.rpc import attempt, error_reason, ts, violations
 pbc = common_pb2
 
 
-async def _model(stub, name: str = "groq/llama-3.3-70b-versatile") -> common_pb2.Model:
+async def _model(stub, name: str = "groq/gpt-oss-120b") -> common_pb2.Model:
     return (await stub.GetModel(pb.GetModelRequest(name=name))).model
 
 
@@ -72,6 +72,29 @@ async def test_fifty_concurrent_batches_leave_exact_counts(model_store_stub):
     assert sum(b.tokens for b in buckets) == 150
 
 
+async def test_outcomes_that_are_not_the_models_fault_are_counted_but_not_failures(
+    model_store_stub,
+):
+    model = await _model(model_store_stub)
+    now = datetime.now(UTC)
+    batch = [
+        attempt(model.id, now, outcome)
+        for outcome in (pbc.OUTCOME_WRONG_FORMAT, pbc.OUTCOME_ABANDONED, pbc.OUTCOME_BAD_ANSWER)
+    ]
+    await model_store_stub.RecordAttempts(pb.RecordAttemptsRequest(attempts=batch))
+    stored = await _model(model_store_stub)
+    assert (stored.request_count, stored.failure_count) == (3, 1)
+    window = await model_store_stub.GetModelStatistics(
+        pb.GetModelStatisticsRequest(model_ids=[model.id], start_time=ts(now - timedelta(hours=1)))
+    )
+    counts = {c.outcome: c.count for b in window.statistics[0].buckets for c in b.outcome_counts}
+    assert counts == {
+        pbc.OUTCOME_WRONG_FORMAT: 1,
+        pbc.OUTCOME_ABANDONED: 1,
+        pbc.OUTCOME_BAD_ANSWER: 1,
+    }
+
+
 async def test_the_same_batch_sent_twice_counts_once(model_store_stub):
     model = await _model(model_store_stub)
     now = datetime.now(UTC)
@@ -102,7 +125,7 @@ async def test_a_repeated_id_inside_one_batch_counts_once(model_store_stub):
 
 async def test_statistics_window_over_spread_data(model_store_stub):
     groq = await _model(model_store_stub)
-    gemini = await _model(model_store_stub, "gemini/gemini-2.5-flash")
+    gemini = await _model(model_store_stub, "gemini/gemini-3.6-flash")
     end = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
     hour5 = end - timedelta(hours=5)
     spread = [
@@ -257,7 +280,7 @@ async def test_statistics_validation(model_store_stub):
 
 async def test_attempt_ids_are_unique_across_models(model_store_stub):
     groq = await _model(model_store_stub)
-    gemini = await _model(model_store_stub, "gemini/gemini-2.5-flash")
+    gemini = await _model(model_store_stub, "gemini/gemini-3.6-flash")
     shared = uuid.uuid4().hex
     now = datetime.now(UTC)
     first = await model_store_stub.RecordAttempts(
@@ -267,4 +290,4 @@ async def test_attempt_ids_are_unique_across_models(model_store_stub):
         pb.RecordAttemptsRequest(attempts=[attempt(gemini.id, now, attempt_id=shared)])
     )
     assert (first.recorded_count, second.duplicate_count) == (1, 1)
-    assert (await _model(model_store_stub, "gemini/gemini-2.5-flash")).request_count == 0
+    assert (await _model(model_store_stub, "gemini/gemini-3.6-flash")).request_count == 0

@@ -54,7 +54,7 @@ async def _collect(stub, page_size: int, **filters: object) -> list[common_pb2.P
 
 
 async def test_record_prompts_is_idempotent_by_record_id(model_store_stub):
-    groq_name = pb.GetModelRequest(name="groq/llama-3.3-70b-versatile")
+    groq_name = pb.GetModelRequest(name="groq/gpt-oss-120b")
     groq = (await model_store_stub.GetModel(groq_name)).model
     batch = pb.RecordPromptsRequest(
         records=[record(1, selected_model_id=groq.id, requested_model=groq.name), record(2)]
@@ -149,7 +149,7 @@ async def test_history_errors(model_store_stub):
 
 async def test_purge_by_age_deletes_old_prompts_and_attempts_but_keeps_buckets(model_store_stub):
     await _record_all(model_store_stub, 20)
-    groq_name = pb.GetModelRequest(name="groq/llama-3.3-70b-versatile")
+    groq_name = pb.GetModelRequest(name="groq/gpt-oss-120b")
     groq = (await model_store_stub.GetModel(groq_name)).model
     old = [attempt(groq.id, BASE - timedelta(days=40)) for _ in range(3)]
     recent = [attempt(groq.id, BASE + timedelta(minutes=30)) for _ in range(2)]

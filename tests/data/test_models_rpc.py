@@ -49,25 +49,30 @@ async def test_active_only_hides_the_inactive_ollama_entry(model_store_stub):
     active = await model_store_stub.ListModels(pb.ListModelsRequest(active_only=True))
     names = {m.name for m in active.models}
     assert "ollama/llama3.2" not in names
-    assert "gemini/gemini-2.5-flash" in names
+    assert "gemini/gemini-3.6-flash" in names
     assert all(m.is_active for m in active.models)
 
 
-async def test_seed_models_carry_the_seed_limits(model_store_stub):
+async def test_catalog_models_carry_their_limits(model_store_stub):
     async def get(name: str) -> common_pb2.Model:
         return (await model_store_stub.GetModel(pb.GetModelRequest(name=name))).model
 
-    gemini = await get("gemini/gemini-2.5-flash")
-    assert (gemini.limits.requests_per_minute, gemini.limits.requests_per_day) == (10, 250)
+    gemini = await get("gemini/gemini-3.6-flash")
+    assert (gemini.limits.requests_per_minute, gemini.limits.requests_per_day) == (10, 20)
     assert gemini.api_format == common_pb2.API_FORMAT_GEMINI
     assert gemini.api_key_env == "GOOGLE_AI_STUDIO_API_KEY"
-    cerebras = await get("cerebras/llama-3.3-70b")
-    assert (cerebras.limits.requests_per_minute, cerebras.limits.tokens_per_day) == (30, 10**6)
+    groq = await get("groq/gpt-oss-120b")
+    assert (groq.limits.tokens_per_minute, groq.limits.max_output_tokens) == (8000, 2048)
+    cerebras = await get("cerebras/gpt-oss-120b")
+    assert (cerebras.limits.requests_per_minute, cerebras.limits.tokens_per_day) == (5, 10**6)
     cloudflare = await get("cloudflare/llama-3.3-70b-instruct-fp8-fast")
     assert "{CLOUDFLARE_ACCOUNT_ID}" in cloudflare.api_endpoint
-    huggingface = await get("huggingface/llama-3-8b-instruct")
-    assert not huggingface.supports_json
-    assert (await get("github/gpt-4o-mini")).limits.requests_per_day == 150
+    assert cloudflare.account_limits.requests_per_minute == 300
+    openrouter = await get("openrouter/gemma-4-31b")
+    assert (openrouter.limits.requests_per_minute, openrouter.limits.requests_per_day) == (0, 0)
+    account = openrouter.account_limits
+    assert (account.requests_per_minute, account.requests_per_day) == (20, 50)
+    assert not (await get("sambanova/gpt-oss-120b")).is_active
 
 
 async def test_create_then_get_by_id_and_name(model_store_stub):
@@ -83,7 +88,7 @@ async def test_create_then_get_by_id_and_name(model_store_stub):
 
 
 async def test_create_duplicate_name_is_already_exists(model_store_stub):
-    model = new_model("groq/llama-3.3-70b-versatile")
+    model = new_model("groq/gpt-oss-120b")
     model.provider = "groq"
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await model_store_stub.CreateModel(pb.CreateModelRequest(model=model))
@@ -146,6 +151,38 @@ async def test_update_changes_only_the_masked_fields(model_store_stub):
     assert updated.update_time.ToDatetime() >= created.update_time.ToDatetime()
 
 
+async def test_account_limits_are_stored_updated_and_only_budgets(model_store_stub):
+    model = new_model()
+    model.account_limits.CopyFrom(
+        common_pb2.ModelLimits(requests_per_minute=20, requests_per_day=50, tokens_per_minute=8000)
+    )
+    created = (await model_store_stub.CreateModel(pb.CreateModelRequest(model=model))).model
+    assert created.account_limits == model.account_limits
+    change = common_pb2.Model(
+        id=created.id, account_limits=common_pb2.ModelLimits(requests_per_day=1000)
+    )
+    mask = field_mask_pb2.FieldMask(paths=["account_limits.requests_per_day"])
+    updated = (
+        await model_store_stub.UpdateModel(pb.UpdateModelRequest(model=change, update_mask=mask))
+    ).model
+    assert (
+        updated.account_limits.requests_per_minute,
+        updated.account_limits.requests_per_day,
+    ) == (
+        20,
+        1000,
+    )
+    sized = new_model("acme/tiny-2")
+    sized.account_limits.context_tokens = 4096
+    sized.account_limits.tokens_per_day = -1
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await model_store_stub.CreateModel(pb.CreateModelRequest(model=sized))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = violations(caught.value)
+    assert "budgets, not sizes" in fields["model.account_limits.context_tokens"]
+    assert "positive" in fields["model.account_limits.tokens_per_day"]
+
+
 async def test_update_errors(model_store_stub):
     created = (await model_store_stub.CreateModel(pb.CreateModelRequest(model=new_model()))).model
     cases = [
@@ -180,7 +217,7 @@ async def test_update_errors(model_store_stub):
         ),
         (
             pb.UpdateModelRequest(
-                model=common_pb2.Model(id=created.id, name="groq/llama-3.3-70b-versatile"),
+                model=common_pb2.Model(id=created.id, name="groq/gpt-oss-120b"),
                 update_mask=field_mask_pb2.FieldMask(paths=["name", "provider"]),
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -209,9 +246,7 @@ async def test_rename_onto_a_taken_name_is_already_exists(model_store_stub):
 
 
 async def test_availability_is_stored_and_returned_with_the_model(model_store_stub):
-    model = (
-        await model_store_stub.GetModel(pb.GetModelRequest(name="groq/llama-3.3-70b-versatile"))
-    ).model
+    model = (await model_store_stub.GetModel(pb.GetModelRequest(name="groq/gpt-oss-120b"))).model
     until = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     state = common_pb2.ModelAvailability(
         model_id=model.id,

@@ -24,5 +24,5 @@ async def test_each_test_gets_an_empty_migrated_database(database_url):
 async def test_model_store_serves_the_repo_catalog(model_store, model_store_stub):
     reply = await model_store_stub.ListModels(model_store_pb2.ListModelsRequest(), timeout=5)
     names = {model.name for model in reply.models}
-    assert "groq/llama-3.3-70b-versatile" in names
+    assert "groq/gpt-oss-120b" in names
     assert model_store.port > 0

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import httpx
 
 from aiselector.v1 import (
@@ -30,6 +31,12 @@ SELECTOR = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
 MODEL_STORE = model_store_pb2.DESCRIPTOR.services_by_name["ModelStore"].full_name
 ADMIN_TOKEN = "scripted-admin-token"
 MAX_PROMPT_CHARS = 10_000
+# Prompts that script the reply: answer after SLOW_SECONDS, or fail with a single header field far
+# over HTTP/2's default 64 KiB (a status services.common.errors would never let through).
+SLOW_PROMPT = "slow"
+SLOW_SECONDS = 1.0
+OVERSIZED_HEADER_PROMPT = "oversized-header"
+OVERSIZED_HEADER_BYTES = 200_000
 
 
 @dataclass
@@ -63,6 +70,10 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
             raise errors.ResourceExhausted("every model is rate limited", retry_after_seconds=7)
         if request.prompt == "unavailable":
             raise errors.Unavailable("no model can answer now", retry_after_seconds=30)
+        if request.prompt == OVERSIZED_HEADER_PROMPT:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "x" * OVERSIZED_HEADER_BYTES)
+        if request.prompt == SLOW_PROMPT:
+            await asyncio.sleep(SLOW_SECONDS)
         return selector_pb2.ProcessPromptResponse(
             prompt=request.prompt,
             response="scripted answer",
@@ -126,6 +137,11 @@ class RunningEnvoy:
 
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+    def stat(self, name: str) -> int:
+        """One of Envoy's counters or gauges (0 until it exists)."""
+        found = httpx.get(f"{self.admin_url}/stats", params={"filter": f"^{name}$"}, timeout=5)
+        return int(found.text.split(":", 1)[1]) if found.text.strip() else 0
 
 
 def envoy_binary() -> str:

@@ -25,8 +25,24 @@ def filters(config: dict) -> dict[str, dict]:
     }
 
 
+def all_routes(config: dict) -> list[dict]:
+    return connection_manager(config)["route_config"]["virtual_hosts"][0]["routes"]
+
+
+def selector_routes(config: dict) -> list[dict]:
+    """The routes that reach the Selector (the others answer directly)."""
+    return [r for r in all_routes(config) if "route" in r]
+
+
+def upstream_http_options(config: dict) -> dict:
+    [cluster] = config["static_resources"]["clusters"]
+    return cluster["typed_extension_protocol_options"][
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    ]
+
+
 def test_routes_are_exactly_the_public_selector_methods_with_the_grpc_matcher():
-    routes = connection_manager(rendered())["route_config"]["virtual_hosts"][0]["routes"]
+    routes = selector_routes(rendered())
 
     service = selector_pb2.DESCRIPTOR.services_by_name["Selector"]
     # Issue 14 phase 2 routes the streaming and OpenAI methods, once the Selector serves them.
@@ -37,10 +53,20 @@ def test_routes_are_exactly_the_public_selector_methods_with_the_grpc_matcher():
     assert all(r["route"]["cluster"] == "selector" for r in routes)
 
 
+def test_a_malformed_grpc_timeout_is_answered_before_routing():
+    routes = all_routes(rendered())
+    [guard] = [r for r in routes if "route" not in r]
+
+    assert guard["direct_response"]["status"] == 400
+    assert "grpc-timeout" in guard["direct_response"]["body"]["inline_string"]
+    present, malformed = guard["match"]["headers"]
+    assert present == {"name": "grpc-timeout", "present_match": True}
+    assert malformed["invert_match"] is True
+    assert routes[0] is guard
+
+
 def test_route_timeout_outlasts_the_selector_deadline():
-    routes = connection_manager(rendered(request_deadline_seconds=60))["route_config"][
-        "virtual_hosts"
-    ][0]["routes"]
+    routes = selector_routes(rendered(request_deadline_seconds=60))
 
     assert {r["route"]["timeout"] for r in routes} == {"65s"}
 
@@ -73,12 +99,58 @@ def test_limits_are_set():
     config = rendered()
 
     assert filters(config)["envoy.filters.http.buffer"]["max_request_bytes"] == 1024 * 1024
-    monitor = config["overload_manager"]["resource_monitors"][0]
-    assert monitor["typed_config"]["max_active_downstream_connections"] == 1000
+    monitors = {
+        m["name"]: m["typed_config"] for m in config["overload_manager"]["resource_monitors"]
+    }
+    connections = monitors["envoy.resource_monitors.global_downstream_max_connections"]
+    assert connections["max_active_downstream_connections"] == 1000
+    heap = monitors["envoy.resource_monitors.fixed_heap"]
+    assert heap["max_heap_size_bytes"] == 1024 * 1024 * 1024
+    actions = {a["name"] for a in config["overload_manager"]["actions"]}
+    assert "envoy.overload_actions.stop_accepting_requests" in actions
     [thresholds] = config["static_resources"]["clusters"][0]["circuit_breakers"]["thresholds"]
     assert thresholds["max_requests"] == 256
     assert thresholds["max_pending_requests"] == 256
-    assert connection_manager(config)["http2_protocol_options"]["max_concurrent_streams"] == 100
+    manager = connection_manager(config)
+    assert manager["http2_protocol_options"]["max_concurrent_streams"] == 100
+    assert manager["max_request_headers_kb"] == 16
+    assert manager["common_http_protocol_options"]["max_headers_count"] == 100
+
+
+def test_timeouts_cut_silent_and_slow_clients_but_not_long_answers():
+    config = rendered(request_deadline_seconds=60)
+    manager = connection_manager(config)
+
+    assert config["static_resources"]["listeners"][0]["listener_filters_timeout"] == "5s"
+    assert manager["request_headers_timeout"] == "10s"
+    assert manager["request_timeout"] == "30s"
+    assert manager["common_http_protocol_options"]["idle_timeout"] == "60s"
+    assert manager["stream_idle_timeout"] == "65s"
+    lowered = rendered(first_byte_timeout_seconds=0.5, request_timeout_seconds=2.25)
+    assert lowered["static_resources"]["listeners"][0]["listener_filters_timeout"] == "0.5s"
+    assert connection_manager(lowered)["request_timeout"] == "2.25s"
+
+
+def test_envoys_own_503s_carry_retry_after():
+    [mapper] = connection_manager(rendered())["local_reply_config"]["mappers"]
+
+    assert mapper["filter"]["status_code_filter"]["comparison"]["value"]["default_value"] == 503
+    [header] = mapper["headers_to_add"]
+    assert header["header"] == {"key": "retry-after", "value": "5"}
+
+
+def test_an_oversized_upstream_header_cannot_reset_the_shared_connection_below_256_kib():
+    options = upstream_http_options(rendered())
+
+    assert options["common_http_protocol_options"]["max_response_headers_kb"] == 256
+    http2 = options["explicit_http_config"]["http2_protocol_options"]
+    assert http2["max_header_field_size_kb"] == 256
+
+
+def test_access_log_path_leaves_out_the_query_string():
+    [log] = connection_manager(rendered())["access_log"]
+
+    assert log["typed_config"]["log_format"]["json_format"]["path"] == "%PATH(NQ:ORIG_OR_PATH)%"
 
 
 def test_the_edge_generates_and_returns_the_request_id():

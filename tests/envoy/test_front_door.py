@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import grpc
@@ -9,7 +10,14 @@ import httpx
 import pytest
 
 from aiselector.v1 import model_store_pb2, model_store_pb2_grpc, selector_pb2, selector_pb2_grpc
-from tests.envoy.harness import ADMIN_TOKEN, RunningEnvoy, Upstream, wait_until
+from tests.envoy.harness import (
+    ADMIN_TOKEN,
+    OVERSIZED_HEADER_PROMPT,
+    SLOW_PROMPT,
+    RunningEnvoy,
+    Upstream,
+    wait_until,
+)
 
 PROCESS = "/api/v1/prompts/process"
 STATS = "/api/v1/models/stats"
@@ -263,3 +271,46 @@ async def test_access_log_is_json_with_the_request_id(http, envoy: RunningEnvoy)
     assert entry["status"] == 200
     assert entry["path"] == STATS
     assert entry["service"] == "envoy"
+
+
+async def test_an_oversized_reply_header_fails_only_its_own_request(http, upstream: Upstream):
+    # Every request shares Envoy's HTTP/2 connections to the Selector; a header field over
+    # HTTP/2's default 64 KiB used to reset them, and every request in flight with them.
+    started = len(upstream.selector.calls)
+    normal = [
+        asyncio.create_task(http.post(PROCESS, json={"prompt": SLOW_PROMPT})) for _ in range(20)
+    ]
+    await wait_until(lambda: len(upstream.selector.calls) - started >= 20)
+
+    oversized = await asyncio.gather(
+        http.post(PROCESS, json={"prompt": OVERSIZED_HEADER_PROMPT}), return_exceptions=True
+    )
+    replies = await asyncio.gather(*normal)
+
+    assert [r.status_code for r in replies] == [200] * 20
+    assert isinstance(oversized[0], httpx.HTTPError) or oversized[0].status_code != 200
+
+
+async def test_request_headers_either_reach_the_selector_or_get_431_never_429(http):
+    # The Selector's gRPC server answers metadata over its limit with RESOURCE_EXHAUSTED (429, an
+    # invitation to retry); Envoy's header limits must refuse such a request first.
+    statuses = set()
+    for size in [2_000, 8_000, *range(14_000, 16_800, 100), 20_000, 50_000]:
+        headers = {f"x-filler-{i:02d}": "f" * 10 for i in range(40)}
+        headers["x-client-id"] = "c" * size
+        statuses.add((await http.post(PROCESS, json={"prompt": "hi"}, headers=headers)).status_code)
+
+    assert statuses == {200, 431}
+
+
+@pytest.mark.parametrize("value", ["zzz", "5x", "123456789S", "1.5S", ""])
+async def test_a_malformed_grpc_timeout_is_a_400_naming_the_header(http, value):
+    reply = await http.post(PROCESS, json={"prompt": "hi"}, headers={"grpc-timeout": value})
+
+    assert_json_error(reply, 400, "grpc-timeout", "digits")
+
+
+async def test_a_well_formed_grpc_timeout_passes(http):
+    reply = await http.post(PROCESS, json={"prompt": "hi"}, headers={"grpc-timeout": "3S"})
+
+    assert reply.status_code == 200, reply.text

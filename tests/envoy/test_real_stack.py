@@ -4,51 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from typing import Any
 
-import httpx
-import pytest
-
-from services.stack.envoy_config import EnvoyConfig
-from tests.envoy.harness import RunningEnvoy, start_envoy, stop_envoy
-from tests.stacks import ADMIN_TOKEN, Stack, make_stack
-
-__all__ = ["make_stack"]
+from tests.stacks import ADMIN_TOKEN
 
 MODELS = ("alpha/m1", "beta/m1", "gamma/m1")
-Front = Callable[..., Awaitable[tuple[Stack, httpx.AsyncClient]]]
-
-
-@pytest.fixture
-async def front(make_stack, tmp_path: Path) -> AsyncIterator[Front]:
-    envoys: list[RunningEnvoy] = []
-    clients: list[httpx.AsyncClient] = []
-
-    async def factory(scripts: dict[str, Any] | None = None, **kwargs: Any):
-        stack = await make_stack(scripts, **kwargs)
-        config = EnvoyConfig(
-            selector_address=stack.selector.address,
-            listen_port=0,
-            admin_port=0,
-            request_deadline_seconds=10,
-        )
-        envoy = start_envoy(config, tmp_path)
-        envoys.append(envoy)
-        client = httpx.AsyncClient(base_url=envoy.url, timeout=15)
-        clients.append(client)
-        return stack, client
-
-    yield factory
-    for client in clients:
-        await client.aclose()
-    for envoy in envoys:
-        stop_envoy(envoy.process)
 
 
 async def test_prompt_answers_in_snake_case_with_zero_values(front):
-    _, http = await front()
+    _, _, http = await front()
     reply = await http.post("/api/v1/prompts/process", json={"prompt": "Hi", "user_id": "u"})
     assert reply.status_code == 200
     body = reply.json()
@@ -62,7 +25,7 @@ async def test_prompt_answers_in_snake_case_with_zero_values(front):
 
 
 async def test_stats_and_admin_probe_through_envoy(front):
-    _, http = await front()
+    _, _, http = await front()
     stats = (await http.get("/api/v1/models/stats")).json()
     assert stats["total_models"] == 3
     assert {m["name"] for m in stats["models"]} == set(MODELS)
@@ -77,7 +40,7 @@ async def test_stats_and_admin_probe_through_envoy(front):
 
 
 async def test_all_rate_limited_is_429_with_retry_after(front):
-    _, http = await front({m: {"behaviour": "rate_limited", "retry_after": 40} for m in MODELS})
+    _, _, http = await front({m: {"behaviour": "rate_limited", "retry_after": 40} for m in MODELS})
     reply = await http.post("/api/v1/prompts/process", json={"prompt": "Hi"})
     assert reply.status_code == 429
     assert 39 <= int(reply.headers["retry-after"]) <= 40
@@ -87,7 +50,7 @@ async def test_all_rate_limited_is_429_with_retry_after(front):
 
 
 async def test_no_key_is_503_with_retry_after_and_what_to_do(front):
-    _, http = await front(keys=())
+    _, _, http = await front(keys=())
     reply = await http.post("/api/v1/prompts/process", json={"prompt": "Hi"})
     assert reply.status_code == 503
     assert int(reply.headers["retry-after"]) > 0
@@ -95,7 +58,7 @@ async def test_no_key_is_503_with_retry_after_and_what_to_do(front):
 
 
 async def test_bad_input_is_400_naming_the_field(front):
-    _, http = await front()
+    _, _, http = await front()
     reply = await http.post("/api/v1/prompts/process", json={"prompt": "x" * 10_001})
     assert reply.status_code == 400
     body = reply.json()
@@ -109,7 +72,7 @@ async def test_bad_input_is_400_naming_the_field(front):
 
 async def test_request_id_from_envoy_reaches_selector_and_model_store_logs(front, caplog):
     caplog.set_level(logging.INFO)
-    stack, http = await front()
+    stack, _, http = await front()
     reply = await http.post("/api/v1/prompts/process", json={"prompt": "Hi"})
     request_id = reply.headers["x-request-id"]
     await stack.selector.recorder.flush()

@@ -14,12 +14,14 @@ from services.selector.policy import (
     Candidate,
     ModelSpec,
     Needs,
+    ahead_of_pace,
     earliest_until,
     estimate_tokens,
     plan,
+    prompt_room,
     score,
 )
-from services.selector.state import Availability, Limits
+from services.selector.state import Availability, Limits, Quota
 from services.selector.stats import ModelWindow
 
 READY = Availability(selector_pb2.MODEL_STATE_READY)
@@ -158,6 +160,34 @@ def test_context_fit_counts_the_answer_tokens() -> None:
     too_long = plan([candidate(1, context_tokens=2000)], Needs(prompt_tokens=1001), NOW)
     assert len(fits.order) == 1
     assert too_long.order == []
+
+
+def test_a_prompt_over_a_tokens_per_minute_limit_is_never_planned() -> None:
+    groq = Limits(tokens_per_minute=8000)
+    account = Limits(account="a/KEY", account_quota=Quota(tokens_per_minute=3000))
+    candidates = [
+        candidate(1, context_tokens=131_072, max_output_tokens=2048, limits=groq),
+        candidate(2, context_tokens=0, limits=account),
+        candidate(3, context_tokens=0),
+    ]
+    fits = plan(candidates, Needs(prompt_tokens=2000), NOW)
+    assert sorted(s.model_id for s in fits.order) == [1, 2, 3]
+    long = plan(candidates, Needs(prompt_tokens=5953), NOW)
+    assert [s.model_id for s in long.order] == [3]
+    assert "tokens-per-minute limit (tpm) of 8000" in long.excluded[1].reason
+    assert "account_limits.tpm" in long.excluded[2].reason
+    assert long.excluded[1].state == selector_pb2.MODEL_STATE_UNSPECIFIED
+    assert prompt_room(candidates[0].spec) == (5952, "tokens-per-minute limit (tpm) of 8000")
+    assert prompt_room(candidates[2].spec) is None
+
+
+def test_pace_follows_the_providers_day_when_the_state_knows_it() -> None:
+    midnight = 20_000 * DAY
+    # Nine in the morning UTC, but only one hour into the provider's day.
+    early = Availability(selector_pb2.MODEL_STATE_READY, day_share_used=0.9, day_elapsed=1 / 24)
+    late = Availability(selector_pb2.MODEL_STATE_READY, day_share_used=0.9, day_elapsed=0.5)
+    assert ahead_of_pace(early, midnight + 0.5 * DAY)
+    assert not ahead_of_pace(late, midnight + 1 / 24 * DAY)
 
 
 def test_near_ties_share_the_load_and_clear_leaders_do_not() -> None:

@@ -19,6 +19,8 @@ RATE_LIMITED = common_pb2.OUTCOME_RATE_LIMITED
 BAD_REQUEST = common_pb2.OUTCOME_BAD_REQUEST
 PERMANENT = common_pb2.OUTCOME_PERMANENT
 BAD_ANSWER = common_pb2.OUTCOME_BAD_ANSWER
+WRONG_FORMAT = common_pb2.OUTCOME_WRONG_FORMAT
+ABANDONED = common_pb2.OUTCOME_ABANDONED
 T0 = 1_780_000_000.0 - 1_780_000_000.0 % HOUR
 
 
@@ -35,8 +37,10 @@ def test_live_attempts_count_by_outcome_class() -> None:
         book.add(1, outcome, 1500, 10, T0 + 10)
     book.add(1, RATE_LIMITED, 50, 0, T0 + 11)
     book.add(1, BAD_REQUEST, 50, 0, T0 + 12)
+    book.add(1, WRONG_FORMAT, 900, 0, T0 + 13)
+    book.add(1, ABANDONED, 2000, 0, T0 + 14)
     window = book.window(1, T0 + 20)
-    assert window.total == 8
+    assert window.total == 10
     assert window.success_count == 2
     assert window.failure_count == 4
     assert window.rate_limited_count == 1

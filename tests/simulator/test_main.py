@@ -40,6 +40,7 @@ async def test_module_runs_a_scenario_file_and_stops_cleanly(tmp_path):
             http.post(
                 f"{url}/groq/v1/chat/completions",
                 json={"model": "m", "messages": [{"role": "user", "content": "Hi"}]},
+                headers={"Authorization": "Bearer k"},
             ) as response,
         ):
             body = await response.json()

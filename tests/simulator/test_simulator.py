@@ -1,11 +1,11 @@
-"""The provider simulator over real HTTP: quotas, sequences, outages, admin API, request log."""
+"""The provider simulator over real HTTP, default (OpenAI-compatible) profile: quotas, sequences,
+outages, admin API, request log, the demo scenario."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,27 +13,14 @@ import aiohttp
 import pytest
 
 from services.simulator import RunningSimulator, start_simulator
-from services.simulator.environ import read_providers
+from services.simulator.environ import catalog_models, read_providers
 from services.simulator.script import BEHAVIOURS, load_scenario
 
 DEMO = Path(__file__).resolve().parents[2] / "services" / "simulator" / "scenarios" / "demo.yaml"
 
 
-@pytest.fixture
-async def sim() -> AsyncIterator[RunningSimulator]:
-    simulator = await start_simulator({"default": {"latency": 0}})
-    yield simulator
-    await simulator.close()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def chat(
-    http: aiohttp.ClientSession, sim: RunningSimulator, model: str, provider: str = "groq", **extra
+    http: aiohttp.ClientSession, sim: RunningSimulator, model: str, provider: str = "alpha", **extra
 ) -> tuple[int, dict[str, str], dict[str, Any]]:
     body = {"model": model, "messages": [{"role": "user", "content": "Hi"}], **extra}
     url = f"{sim.base_url(provider)}/chat/completions"
@@ -52,7 +39,7 @@ async def gemini(
 
 async def test_per_minute_quota_answers_429_after_n_and_recovers_after_the_window(sim, http):
     sim.set_scripts(
-        {"scripts": {"groq/q": {"latency": 0, "quota": {"per_minute": 3, "window_seconds": 1}}}}
+        {"scripts": {"alpha/q": {"latency": 0, "quota": {"per_minute": 3, "window_seconds": 1}}}}
     )
     started = time.monotonic()
 
@@ -72,11 +59,11 @@ async def test_per_minute_quota_answers_429_after_n_and_recovers_after_the_windo
 
     entries = sim.log()
     assert [(e["provider"], e["model"], e["outcome"], e["status"]) for e in entries] == [
-        ("groq", "q", "ok", 200),
-        ("groq", "q", "ok", 200),
-        ("groq", "q", "ok", 200),
-        ("groq", "q", "rate_limited", 429),
-        ("groq", "q", "ok", 200),
+        ("alpha", "q", "ok", 200),
+        ("alpha", "q", "ok", 200),
+        ("alpha", "q", "ok", 200),
+        ("alpha", "q", "rate_limited", 429),
+        ("alpha", "q", "ok", 200),
     ]
     times = [e["time"] for e in entries]
     assert times == sorted(times)
@@ -87,7 +74,7 @@ async def test_per_minute_quota_answers_429_after_n_and_recovers_after_the_windo
 
 async def test_per_day_quota_answers_in_the_daily_shape(sim, http):
     sim.set_scripts(
-        {"scripts": {"groq/d": {"latency": 0, "quota": {"per_day": 1, "day_seconds": 3600}}}}
+        {"scripts": {"alpha/d": {"latency": 0, "quota": {"per_day": 1, "day_seconds": 3600}}}}
     )
 
     assert (await chat(http, sim, "d"))[0] == 200
@@ -114,7 +101,7 @@ async def test_gemini_quota_error_has_googles_shape_with_retry_info(sim, http):
 
 
 async def test_status_sequence_is_consumed_in_order_then_the_behaviour_applies(sim, http):
-    sim.set_scripts({"scripts": {"groq/s": {"sequence": [429, 500, "empty"], "behaviour": 404}}})
+    sim.set_scripts({"scripts": {"alpha/s": {"sequence": [429, 500, "empty"], "behaviour": 404}}})
 
     statuses = [(await chat(http, sim, "s"))[0] for _ in range(5)]
 
@@ -123,7 +110,7 @@ async def test_status_sequence_is_consumed_in_order_then_the_behaviour_applies(s
 
 
 async def test_outage_window_starts_and_ends_at_its_offsets(sim, http):
-    sim.set_scripts({"scripts": {"groq/o": {"outage": {"start": 0.3, "end": 0.7}}}})
+    sim.set_scripts({"scripts": {"alpha/o": {"outage": {"start": 0.3, "end": 0.7}}}})
     loaded = time.monotonic()
 
     before = (await chat(http, sim, "o"))[0]
@@ -136,9 +123,9 @@ async def test_outage_window_starts_and_ends_at_its_offsets(sim, http):
 
 
 async def test_error_rate_is_seeded_and_proportional(sim, http):
-    sim.set_scripts({"seed": 3, "scripts": {"groq/e": {"error_rate": 0.5, "error": 502}}})
+    sim.set_scripts({"seed": 3, "scripts": {"alpha/e": {"error_rate": 0.5, "error": 502}}})
     statuses = [(await chat(http, sim, "e"))[0] for _ in range(60)]
-    sim.set_scripts({"seed": 3, "scripts": {"groq/e": {"error_rate": 0.5, "error": 502}}})
+    sim.set_scripts({"seed": 3, "scripts": {"alpha/e": {"error_rate": 0.5, "error": 502}}})
     again = [(await chat(http, sim, "e"))[0] for _ in range(60)]
 
     assert set(statuses) == {200, 502}
@@ -147,7 +134,7 @@ async def test_error_rate_is_seeded_and_proportional(sim, http):
 
 
 async def test_latency_is_applied_before_the_reply(sim, http):
-    sim.set_scripts({"scripts": {"groq/slow": {"latency": {"min": 0.2, "max": 0.25}}}})
+    sim.set_scripts({"scripts": {"alpha/slow": {"latency": {"min": 0.2, "max": 0.25}}}})
     started = time.monotonic()
 
     await chat(http, sim, "slow")
@@ -157,7 +144,7 @@ async def test_latency_is_applied_before_the_reply(sim, http):
 
 async def test_reset_drops_the_connection_and_silence_never_answers(sim, http):
     sim.set_scripts(
-        {"scripts": {"groq/r": {"behaviour": "reset"}, "groq/s": {"behaviour": "silence"}}}
+        {"scripts": {"alpha/r": {"behaviour": "reset"}, "alpha/s": {"behaviour": "silence"}}}
     )
 
     with pytest.raises(aiohttp.ClientConnectionError):
@@ -170,7 +157,7 @@ async def test_reset_drops_the_connection_and_silence_never_answers(sim, http):
 
 
 async def test_every_answer_says_it_is_simulated(sim, http):
-    sim.set_scripts({"scripts": {"groq/x": {"text": "Paris is the capital."}}})
+    sim.set_scripts({"scripts": {"alpha/x": {"text": "Paris is the capital."}}})
 
     _, _, plain = await chat(http, sim, "x")
     _, _, as_json = await chat(http, sim, "x", response_format={"type": "json_object"})
@@ -183,7 +170,7 @@ async def test_every_answer_says_it_is_simulated(sim, http):
     payload = json.loads(as_json["choices"][0]["message"]["content"])
     assert payload["simulated"] is True
     assert payload["answer"].startswith("[simulated]")
-    assert unscripted["choices"][0]["message"]["content"].startswith("[simulated] groq/unscripted")
+    assert unscripted["choices"][0]["message"]["content"].startswith("[simulated] alpha/unscripted")
     assert not_found["error"]["message"].startswith("[simulated]")
     assert (status, gemini_body["error"]["status"]) == (404, "NOT_FOUND")
     assert gemini_body["error"]["message"].startswith("[simulated]")
@@ -191,7 +178,12 @@ async def test_every_answer_says_it_is_simulated(sim, http):
 
 async def test_echo_authorization_and_required_key(sim, http):
     sim.set_scripts(
-        {"scripts": {"groq/echo": {"behaviour": "echo_authorization"}, "groq/k": {"api_key": "k2"}}}
+        {
+            "scripts": {
+                "alpha/echo": {"behaviour": "echo_authorization"},
+                "alpha/k": {"api_key": "k2"},
+            }
+        }
     )
 
     status, _, body = await chat(http, sim, "echo")
@@ -200,12 +192,12 @@ async def test_echo_authorization_and_required_key(sim, http):
 
 
 async def test_admin_endpoints_replace_scripts_reject_bad_ones_and_reset(sim, http):
-    new = {"scripts": {"groq/a": {"behaviour": 503}}}
+    new = {"scripts": {"alpha/a": {"behaviour": 503}}}
     async with http.put(f"{sim.url}/_sim/scripts", json=new) as response:
         assert response.status == 200
     assert (await chat(http, sim, "a"))[0] == 503
 
-    bad = {"scripts": {"groq/a": {"behavior": "typo"}}}
+    bad = {"scripts": {"alpha/a": {"behavior": "typo"}}}
     async with http.put(f"{sim.url}/_sim/scripts", json=bad) as response:
         assert response.status == 400
         assert "behavior" in await response.text()
@@ -235,7 +227,7 @@ def test_invalid_scenarios_are_refused():
             load_scenario(bad)
 
 
-async def test_demo_scenario_scripts_every_known_provider_and_answers_quickly(http):
+async def test_demo_scenario_serves_every_catalog_model_and_answers_quickly(http):
     sim = await start_simulator(DEMO)
     try:
         environ = sim.provider_environ()
@@ -243,21 +235,23 @@ async def test_demo_scenario_scripts_every_known_provider_and_answers_quickly(ht
         assert environ["GEMINI_BASE_URL"].endswith("/gemini/v1beta")
         started = time.monotonic()
 
-        async def ask(provider: str) -> tuple[int, str]:
+        async def ask(provider: str, model: str) -> tuple[int, str]:
             if provider == "gemini":
-                status, body = await gemini(http, sim, "gemini-2.5-flash")
+                status, body = await gemini(http, sim, model)
                 return status, body["candidates"][0]["content"]["parts"][-1]["text"]
-            status, _, body = await chat(http, sim, "some-model", provider=provider)
+            status, _, body = await chat(http, sim, model, provider=provider)
             return status, body["choices"][0]["message"]["content"]
 
-        providers = [p.name for p in read_providers()]
-        replies = await asyncio.gather(*(ask(p) for p in providers))
+        served = [(p, m["id"]) for p, models in catalog_models().items() for m in models]
+        replies = await asyncio.gather(*(ask(p, m) for p, m in served))
 
         assert time.monotonic() - started < 10
-        for provider, (status, text) in zip(providers, replies, strict=True):
-            assert status == 200, provider
-            assert text.startswith("[simulated]"), provider
-        scripted = {f"{p}/*" for p in providers}
-        assert scripted <= set(load_scenario(DEMO).scripts)
+        for (provider, model), (status, text) in zip(served, replies, strict=True):
+            assert status == 200, (provider, model)
+            assert text.startswith("[simulated]"), (provider, model)
+        providers = {p.name for p in read_providers()}
+        assert {f"{p}/*" for p in providers} <= set(load_scenario(DEMO).scripts)
+        status, _, body = await chat(http, sim, "not-in-the-catalog", provider="groq")
+        assert (status, body["error"]["code"]) == (404, "model_not_found")
     finally:
         await sim.close()

@@ -12,8 +12,11 @@ def new_marker() -> tuple[str, str]:
     return "STACK_TEST_MARKER", uuid.uuid4().hex
 
 
-def marked_processes(marker: tuple[str, str]) -> list[int]:
-    """Pids of live (non-zombie) processes whose environment carries `marker`."""
+def marked_processes(marker: tuple[str, str], command: bytes = b"") -> list[int]:
+    """Pids of live (non-zombie) processes whose environment carries `marker`.
+
+    With `command`, only those whose command line contains it (e.g. `b"services.data"`).
+    """
     needle = f"{marker[0]}={marker[1]}".encode()
     found = []
     for entry in Path("/proc").iterdir():
@@ -22,8 +25,9 @@ def marked_processes(marker: tuple[str, str]) -> list[int]:
         try:
             environ = (entry / "environ").read_bytes()
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (entry / "cmdline").read_bytes()
         except (OSError, IndexError):
             continue
-        if state != "Z" and needle in environ.split(b"\0"):
+        if state != "Z" and needle in environ.split(b"\0") and command in cmdline:
             found.append(int(entry.name))
     return found

@@ -20,6 +20,7 @@ async def main() -> int:
     parser.add_argument("--ready-after", type=float, default=0.0)
     parser.add_argument("--exit-after", type=float, default=-1.0)
     parser.add_argument("--exit-code", type=int, default=0)
+    parser.add_argument("--serve-for", type=float, default=-1.0)
     parser.add_argument("--ignore-sigterm", action="store_true")
     parser.add_argument("--grandchild", action="store_true")
     parser.add_argument("--daemon", action="store_true")
@@ -55,6 +56,12 @@ async def main() -> int:
         await asyncio.wait_for(stop.wait(), args.ready_after)
     await server.set_serving(not stop.is_set())
     print(f"{args.name} serving", flush=True)
+    if args.serve_for >= 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), args.serve_for)
+        if not stop.is_set():
+            print(f"{args.name} dying with code {args.exit_code}", file=sys.stderr, flush=True)
+            return args.exit_code
     await stop.wait()
     record("stop")
     await server.stop(0)

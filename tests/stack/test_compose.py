@@ -96,6 +96,11 @@ def test_every_long_running_service_has_a_healthcheck_and_waits_for_its_dependen
         assert conditions <= {"service_healthy", "service_completed_successfully"}, name
 
 
+def test_every_long_running_service_is_restarted_when_it_dies_as_in_make_run(compose):
+    for name in SERVICES - {"migrate"}:
+        assert compose["services"][name]["restart"] in {"unless-stopped", "on-failure"}, name
+
+
 def test_only_envoy_publishes_a_port(compose):
     published = {name for name, s in compose["services"].items() if s.get("ports")}
     assert published == {"envoy"}
@@ -120,3 +125,12 @@ def test_metrics_endpoints_are_scrapeable_on_the_compose_network(compose):
         environment = service.get("environment", {})
         if any(key.endswith("_METRICS_PORT") for key in environment):
             assert environment.get("METRICS_HOST") == "0.0.0.0", name
+
+
+def test_the_selector_spool_is_a_volume_the_app_user_owns(compose):
+    """Records spilled at shutdown (ADR 0006) survive a container's replacement."""
+    selector = compose["services"]["selector"]
+    folder = selector["environment"]["SELECTOR_SPOOL_DIR"]
+    assert f"selector-spool:{folder}" in selector["volumes"]
+    assert "selector-spool" in compose["volumes"]
+    assert f"install -d -m 0700 -o app {folder}" in (ROOT / "Dockerfile").read_text()

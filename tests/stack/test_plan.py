@@ -143,3 +143,34 @@ def test_envoy_config_is_rendered_for_the_chosen_ports(root):
     assert config["admin"]["address"]["socket_address"]["port_value"] == 19901
     assert envoy.ready.description == "HTTP 200 from http://127.0.0.1:19901/ready"
     assert stack.url == "http://127.0.0.1:18000"
+
+
+def test_every_address_the_stack_binds_is_listed_with_its_variable(root):
+    stack = build_stack(
+        settings(
+            selector_listen_address="0.0.0.0:6001",
+            model_store_listen_address="127.0.0.1:6002",
+            envoy_port=18000,
+            metrics_host="0.0.0.0",
+        ),
+        {"TELEGRAM_BOT_TOKEN": "123:abc"},
+        root=root,
+        simulator_port=1,
+    )
+
+    assert {(x.variable, x.host, x.port) for x in stack.listeners} == {
+        ("SELECTOR_LISTEN_ADDRESS", "0.0.0.0", 6001),
+        ("MODEL_STORE_LISTEN_ADDRESS", "127.0.0.1", 6002),
+        ("ENVOY_PORT", "127.0.0.1", 18000),
+        ("ENVOY_ADMIN_PORT", "127.0.0.1", 9901),
+        ("SELECTOR_METRICS_PORT", "0.0.0.0", 9101),
+        ("MODEL_STORE_METRICS_PORT", "0.0.0.0", 9102),
+        ("HEALTH_METRICS_PORT", "0.0.0.0", 9103),
+        ("BOT_METRICS_PORT", "0.0.0.0", 9104),
+    }
+
+
+def test_the_bot_metrics_port_is_checked_only_when_the_bot_runs(root):
+    stack = build_stack(settings(), {}, root=root, simulator_port=1)
+
+    assert "BOT_METRICS_PORT" not in {listener.variable for listener in stack.listeners}

@@ -10,19 +10,22 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 
 from aiselector.v1 import common_pb2
-from services.selector.providers.classify import classify_response
+from services.selector.providers.classify import classify_error_body, classify_response
 from services.selector.providers.errors import ProviderError
 from services.selector.providers.gemini import GeminiFormat
 from services.selector.providers.messages import ChatRequest, ChatResult
 from services.selector.providers.openai import OpenAIFormat
+from services.selector.providers.stalls import LoopWatch
 from services.selector.providers.target import Target
-from services.selector.providers.wire import WireFormat, bad_answer
+from services.selector.providers.wire import HttpCall, WireFormat, bad_answer
 
 log = logging.getLogger(__name__)
 
@@ -32,28 +35,80 @@ FORMATS: dict[int, WireFormat] = {
 }
 # Replies larger than this are not read (a chat answer is a few KiB).
 MAX_REPLY_BYTES = 4 * 1024 * 1024
+# An attempt whose time ran out after the loop had stood still this long is not the model's fault.
+STALL_BLAME_SECONDS = 1.0
+
+
+@dataclass
+class _Clock:
+    """One attempt's time: a local wait for a connection, then the provider's own timeout.
+
+    `scope` first ends the wait at the request's deadline; once a connection is ours (new or
+    reused) it is moved to the provider's timeout from then, still within the deadline.
+    """
+
+    scope: asyncio.Timeout
+    timeout: float
+    deadline: float | None
+    connected_at: float | None = None
+
+    @property
+    def due(self) -> float | None:
+        """When the provider's time runs out (loop time); None before a connection is ours."""
+        if self.connected_at is None:
+            return None
+        due = self.connected_at + self.timeout
+        return due if self.deadline is None else min(due, self.deadline)
+
+    def connected(self, now: float) -> None:
+        """Starts the provider's timer: a connection is ours at `now`."""
+        if self.connected_at is not None or self.scope.expired():
+            return
+        self.connected_at = now
+        self.scope.reschedule(self.due)
+
+
+async def _connected(
+    session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: object,
+) -> None:
+    """Trace hook: a connection (reused or about to be created) is now this request's."""
+    clock = context.trace_request_ctx
+    if isinstance(clock, _Clock):
+        clock.connected(asyncio.get_running_loop().time())
 
 
 class ProviderClient:
-    """Calls models over one shared connection pool; every failure becomes a ProviderError."""
+    """Calls models over one shared connection pool; every failure becomes a ProviderError.
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    A model is charged only for its own time: the attempt's timeout starts once a connection is
+    ours, and a timeout that ran out while the Selector itself stood still is ABANDONED.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, watch: LoopWatch) -> None:
         self._session = session
+        self._watch = watch
 
     @classmethod
-    async def open(cls, *, max_connections: int = 100) -> ProviderClient:
+    async def open(cls, *, max_connections: int) -> ProviderClient:
         """A client owning a new session with at most `max_connections` open connections."""
+        trace = aiohttp.TraceConfig()
+        trace.on_connection_reuseconn.append(_connected)
+        trace.on_connection_create_start.append(_connected)
         connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300)
         session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None),
             raise_for_status=False,
+            trace_configs=[trace],
         )
-        return cls(session)
+        return cls(session, LoopWatch.start())
 
     async def close(self) -> None:
         """Closes every connection."""
         await self._session.close()
+        await self._watch.stop()
 
     async def complete(
         self,
@@ -61,13 +116,17 @@ class ProviderClient:
         request: ChatRequest,
         *,
         timeout: float,
+        deadline: float | None = None,
     ) -> ChatResult:
-        """The model's answer to `request`, within `timeout` seconds from connect to last byte.
+        """The model's answer to `request`, within `timeout` seconds of the provider's time.
 
-        Raises ProviderError (outcome, HTTP status, wait, secret-free message) for every failure.
+        The provider's time runs from when a connection is ours (waiting for a free one is local)
+        to the last byte; the whole call ends by `deadline` (event-loop time), or, without one,
+        waits at most `timeout` for a connection. Raises ProviderError (outcome, HTTP status,
+        wait, secret-free message) for every failure.
         """
         started = time.monotonic()
-        outcome = await self._attempt(target, request, timeout)
+        outcome = await self._attempt(target, request, timeout, deadline)
         # Raised here, outside any `except`, so no library exception (which may hold request
         # headers, hence the key) is chained to the error.
         if isinstance(outcome, ProviderError):
@@ -86,7 +145,7 @@ class ProviderClient:
         return outcome
 
     async def _attempt(
-        self, target: Target, request: ChatRequest, seconds: float
+        self, target: Target, request: ChatRequest, timeout: float, deadline: float | None
     ) -> ChatResult | ProviderError:
         wire = FORMATS.get(target.api_format)
         if wire is None:
@@ -95,14 +154,15 @@ class ProviderClient:
                 f"{target.provider}: unsupported API format {target.api_format}",
             )
         call = wire.build(target, request)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        scope = asyncio.timeout_at(deadline if deadline is not None else started + timeout)
+        clock = _Clock(scope, timeout, deadline)
         try:
-            async with asyncio.timeout(seconds):
-                status, headers, raw = await self._post(call.url, call.headers, call.body)
+            async with scope:
+                status, headers, raw = await self._post(call, clock)
         except TimeoutError:
-            return ProviderError(
-                common_pb2.OUTCOME_TIMEOUT,
-                f"{target.provider}: no answer within {seconds:g} s",
-            )
+            return self._timed_out(target, clock, started, loop.time())
         except (aiohttp.ClientError, OSError) as exc:
             return ProviderError(
                 common_pb2.OUTCOME_TRANSIENT,
@@ -110,6 +170,10 @@ class ProviderClient:
             )
         if not 200 <= status < 300:
             return classify_response(target, status, headers, raw, datetime.now(UTC))
+        # OpenRouter answers some failures (its daily cap among them) with HTTP 200 and an error.
+        error = classify_error_body(target, status, headers, raw, datetime.now(UTC))
+        if error is not None:
+            return error
         try:
             body: Any = json.loads(raw)
         except ValueError:
@@ -119,10 +183,45 @@ class ProviderClient:
         except ProviderError as error:
             return error
 
-    async def _post(
-        self, url: str, headers: dict[str, str], body: dict[str, Any]
-    ) -> tuple[int, dict[str, str], str]:
-        async with self._session.post(url, json=body, headers=headers) as response:
+    def _timed_out(
+        self, target: Target, clock: _Clock, started: float, now: float
+    ) -> ProviderError:
+        """TIMEOUT when the provider had its whole timeout; ABANDONED when something else ended it.
+
+        Something else: no connection was free before the deadline, the request's deadline came
+        before the model's timeout, or the loop had stood still for STALL_BLAME_SECONDS when the
+        provider's time ran out (an answer that came meanwhile could not be read).
+        """
+        due = clock.due
+        if due is None:
+            return ProviderError(
+                common_pb2.OUTCOME_ABANDONED,
+                f"{target.provider}: abandoned after {now - started:.1f} s waiting for a free "
+                "local connection: the request's deadline ran out",
+            )
+        assert clock.connected_at is not None
+        if due < clock.connected_at + clock.timeout:
+            return ProviderError(
+                common_pb2.OUTCOME_ABANDONED,
+                f"{target.provider}: abandoned after {due - clock.connected_at:.1f} s: "
+                "the request's deadline ran out",
+            )
+        stalled = self._watch.stalled_for(due, now)
+        if min(stalled, due - clock.connected_at) >= STALL_BLAME_SECONDS:
+            return ProviderError(
+                common_pb2.OUTCOME_ABANDONED,
+                f"{target.provider}: abandoned: the selector was stalled for {stalled:.1f} s "
+                "when the provider's time ran out",
+            )
+        return ProviderError(
+            common_pb2.OUTCOME_TIMEOUT,
+            f"{target.provider}: no answer within {clock.timeout:g} s",
+        )
+
+    async def _post(self, call: HttpCall, clock: _Clock) -> tuple[int, dict[str, str], str]:
+        async with self._session.post(
+            call.url, json=call.body, headers=call.headers, trace_request_ctx=clock
+        ) as response:
             chunks: list[bytes] = []
             size = 0
             async for chunk in response.content.iter_chunked(64 * 1024):

@@ -1,12 +1,26 @@
 """Exceptions raised by the provider adapters.
 
-ProviderError          one failed attempt: outcome class, HTTP status, wait, secret-free message
+ProviderError          one failed attempt: outcome, HTTP status, wait, scope, secret-free message
+Scope                  what a failure says is unusable: the one model, or every model on its key
 MissingCredentials     a model's key (or a variable its URL needs) is not set
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from aiselector.v1 import common_pb2
+
+
+class Scope(StrEnum):
+    """What a failure cools: the model that answered, or every model using the same account (key).
+
+    An account-wide signal is a bad or unpaid key, or a quota the provider counts over all models
+    of the account (OpenRouter's `:free` limits, Cloudflare's daily neurons).
+    """
+
+    MODEL = "model"
+    ACCOUNT = "account"
 
 
 class ProviderError(Exception):
@@ -19,6 +33,7 @@ class ProviderError(Exception):
         *,
         http_status: int = 0,
         retry_after: float | None = None,
+        scope: Scope = Scope.MODEL,
     ) -> None:
         if outcome == common_pb2.OUTCOME_SUCCESS:
             raise ValueError("a ProviderError never has the SUCCESS outcome")
@@ -27,6 +42,7 @@ class ProviderError(Exception):
         self.message = message
         self.http_status = http_status
         self.retry_after = retry_after
+        self.scope = scope
 
     @property
     def outcome_name(self) -> str:
@@ -36,7 +52,8 @@ class ProviderError(Exception):
     def __repr__(self) -> str:
         return (
             f"ProviderError({self.outcome_name}, {self.message!r}, "
-            f"http_status={self.http_status}, retry_after={self.retry_after})"
+            f"http_status={self.http_status}, retry_after={self.retry_after}, "
+            f"scope={self.scope.value})"
         )
 
 

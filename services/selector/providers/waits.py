@@ -1,18 +1,30 @@
-"""Parses how long a provider asks to wait: Retry-After, x-ratelimit-reset-*, Gemini retryDelay."""
+"""Parses how long a provider asks to wait, in each format providers use for it.
+
+Every header format has the signature `(value, now) -> seconds | None`, so a rule can name the
+format a provider documents: Go durations (Groq), float seconds (Cerebras), millisecond epochs
+(OpenRouter), `Retry-After` seconds or HTTP dates.
+"""
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+Format = Callable[[str, datetime], "float | None"]
 
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
-_TRY_AGAIN = re.compile(r"try again in ((?:\d+(?:\.\d+)?(?:ms|us|µs|ns|h|m|s))+)", re.IGNORECASE)
-_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+# Groq: "Please try again in 1m26.4s."; Gemini: "Please retry in 38.90923309s."
+_TRY_AGAIN = re.compile(
+    r"(?:try again|retry) in ((?:\d+(?:\.\d+)?(?:ms|us|µs|ns|h|m|s))+)", re.IGNORECASE
+)
+# A "reset" this large is no wait but a Unix time (seconds; milliseconds above the second bound).
+_EPOCH_SECONDS = 1e9
+_EPOCH_MILLISECONDS = 1e12
 
 
 def parse_duration(text: str) -> float | None:
@@ -20,10 +32,9 @@ def parse_duration(text: str) -> float | None:
     text = text.strip().lower()
     if not text:
         return None
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
+    number = _number(text)
+    if number is not None:
+        return max(0.0, number)
     position = 0
     total = 0.0
     for match in _DURATION_PART.finditer(text):
@@ -39,10 +50,9 @@ def parse_retry_after(value: str, now: datetime) -> float | None:
     value = value.strip()
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    number = _number(value)
+    if number is not None:
+        return max(0.0, number)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -52,38 +62,59 @@ def parse_retry_after(value: str, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def ratelimit_reset(headers: Mapping[str, str]) -> float | None:
-    """Seconds from `x-ratelimit-reset-requests` / `-tokens` (and their `-day` variants).
+def go_duration(value: str, now: datetime) -> float | None:
+    """A header holding a Go duration (`2m59.56s`, `7.66s`), as Groq sends its resets."""
+    return parse_duration(value)
 
-    The reset of a limit whose `remaining` is 0 wins; otherwise the longest reset given.
-    """
+
+def float_seconds(value: str, now: datetime) -> float | None:
+    """A header holding plain (float) seconds (`11.382867097854614`), as Cerebras sends them."""
+    number = _number(value)
+    return None if number is None else max(0.0, number)
+
+
+def ms_epoch(value: str, now: datetime) -> float | None:
+    """A header holding the reset instant in milliseconds since the epoch (OpenRouter)."""
+    number = _number(value)
+    return None if number is None else max(0.0, number / 1000 - now.timestamp())
+
+
+def seconds_or_epoch(value: str, now: datetime) -> float | None:
+    """A header whose format is not documented: seconds, or a Unix time in s or ms when it is
+    too large to be a wait (no provider asks to wait 31 years)."""
+    number = _number(value)
+    if number is None:
+        return None
+    if number >= _EPOCH_MILLISECONDS:
+        return ms_epoch(value, now)
+    if number >= _EPOCH_SECONDS:
+        return max(0.0, number - now.timestamp())
+    return max(0.0, number)
+
+
+def spent_reset(
+    headers: Mapping[str, str], kinds: tuple[str, ...], parse: Format, now: datetime
+) -> float | None:
+    """Seconds from `x-ratelimit-reset-<kind>` for the given kinds: the reset of a limit whose
+    `x-ratelimit-remaining-<kind>` is 0 wins; otherwise the longest reset given."""
     spent: list[float] = []
     given: list[float] = []
-    for kind in ("requests", "tokens", "requests-day", "tokens-day"):
+    for kind in kinds:
         raw = headers.get(f"x-ratelimit-reset-{kind}")
-        seconds = parse_duration(raw) if raw else None
+        seconds = parse(raw, now) if raw else None
         if seconds is None:
             continue
         given.append(seconds)
-        if headers.get(f"x-ratelimit-remaining-{kind}", "").strip() == "0":
+        if is_spent(headers, kind):
             spent.append(seconds)
     if spent:
         return max(spent)
     return max(given) if given else None
 
 
-def gemini_retry_delay(body: Any) -> float | None:
-    """Seconds from a Google error body's `google.rpc.RetryInfo.retryDelay`, e.g. `"7s"`."""
-    error = body.get("error") if isinstance(body, dict) else None
-    details = error.get("details") if isinstance(error, dict) else None
-    if not isinstance(details, list):
-        return None
-    for detail in details:
-        if isinstance(detail, dict) and detail.get("@type") == _RETRY_INFO:
-            delay = detail.get("retryDelay")
-            if isinstance(delay, str):
-                return parse_duration(delay)
-    return None
+def is_spent(headers: Mapping[str, str], kind: str) -> bool:
+    """Whether `x-ratelimit-remaining-<kind>` says nothing is left."""
+    return headers.get(f"x-ratelimit-remaining-{kind}", "").strip() in ("0", "0.0")
 
 
 def message_retry_delay(message: str) -> float | None:
@@ -94,11 +125,28 @@ def message_retry_delay(message: str) -> float | None:
 
 def seconds_until_midnight(now: datetime, zone: str = "UTC") -> float:
     """Seconds from `now` until the next midnight in time zone `zone` (UTC if unknown)."""
+    return local_day(now.timestamp(), zone)[1] - now.timestamp()
+
+
+def local_day(now: float, zone: str = "UTC") -> tuple[float, float]:
+    """(start, end) in epoch seconds of the calendar day in `zone` (UTC if unknown) holding `now`:
+    23 or 25 hours long on a daylight-saving change."""
     tz: tzinfo
     try:
         tz = ZoneInfo(zone)
     except ZoneInfoNotFoundError:
         tz = UTC
-    local = now.astimezone(tz)
-    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=tz)
-    return (midnight - local).total_seconds()
+    today = datetime.fromtimestamp(now, tz).date()
+    start, end = (
+        datetime.combine(d, datetime.min.time(), tzinfo=tz)
+        for d in (today, today + timedelta(days=1))
+    )
+    return start.timestamp(), end.timestamp()
+
+
+def _number(text: str) -> float | None:
+    try:
+        number = float(text.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -41,8 +41,13 @@ class WireFormat(Protocol):
 
 def output_tokens(target: Target, request: ChatRequest) -> int:
     """Output-token limit to ask for: the request's, floored for reasoning models."""
-    tokens = request.max_output_tokens if request.max_output_tokens > 0 else DEFAULT_OUTPUT_TOKENS
-    return max(tokens, REASONING_MIN_OUTPUT_TOKENS) if target.reasoning else tokens
+    return output_limit(request.max_output_tokens, reasoning=target.reasoning)
+
+
+def output_limit(asked: int, *, reasoning: bool) -> int:
+    """The output tokens sent for `asked` (0 = the default): reasoning models get a floor."""
+    tokens = asked if asked > 0 else DEFAULT_OUTPUT_TOKENS
+    return max(tokens, REASONING_MIN_OUTPUT_TOKENS) if reasoning else tokens
 
 
 def system_text(request: ChatRequest) -> str:
@@ -58,6 +63,18 @@ def bad_answer(target: Target, summary: str, detail: str = "") -> ProviderError:
     if detail:
         text = f"{text} ({scrub(detail, target)})"
     return ProviderError(common_pb2.OUTCOME_BAD_ANSWER, text, http_status=200)
+
+
+def wrong_format(target: Target, text: str) -> ProviderError:
+    """A WRONG_FORMAT error for a 200 reply whose answer is not the JSON object JSON mode asked for.
+
+    Not the model's failure: the answer says more about the prompt than about the model.
+    """
+    return ProviderError(
+        common_pb2.OUTCOME_WRONG_FORMAT,
+        f"HTTP 200 from {target.provider}: answer is not a JSON object ({scrub(text, target)})",
+        http_status=200,
+    )
 
 
 def content_filtered(target: Target, detail: str) -> ProviderError:
@@ -79,7 +96,8 @@ def finish(
     prompt_tokens: int,
     completion_tokens: int,
 ) -> ChatResult:
-    """The ChatResult for an answer already stripped of reasoning, or a BAD_ANSWER error."""
+    """The ChatResult for an answer already stripped of reasoning, or a BAD_ANSWER error (nothing
+    usable) or WRONG_FORMAT error (not JSON in JSON mode)."""
     text = clean_text(text)
     if not text:
         if had_reasoning:
@@ -89,7 +107,7 @@ def finish(
     if request.json_mode:
         json_text = json_answer(text)
         if json_text is None:
-            raise bad_answer(target, "invalid JSON in JSON mode", text[:80])
+            raise wrong_format(target, text[:80])
         text = json_text
     return ChatResult(
         text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, http_status=200
