@@ -10,7 +10,8 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -18,14 +19,25 @@ from typing import Any
 import aiohttp
 
 from aiselector.v1 import common_pb2
+from services.selector.providers.answer import ReasoningFilter, clean_text
 from services.selector.providers.classify import classify_error_body, classify_response
 from services.selector.providers.errors import ProviderError
 from services.selector.providers.gemini import GeminiFormat
 from services.selector.providers.messages import ChatRequest, ChatResult
 from services.selector.providers.openai import OpenAIFormat
+from services.selector.providers.sse import Event, SseDecoder
 from services.selector.providers.stalls import LoopWatch
 from services.selector.providers.target import Target
-from services.selector.providers.wire import HttpCall, WireFormat, bad_answer
+from services.selector.providers.wire import (
+    HttpCall,
+    StreamState,
+    WireFormat,
+    bad_answer,
+    finish,
+)
+
+#: Receives each piece of a streamed answer.
+TextSink = Callable[[str], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +49,10 @@ FORMATS: dict[int, WireFormat] = {
 MAX_REPLY_BYTES = 4 * 1024 * 1024
 # An attempt whose time ran out after the loop had stood still this long is not the model's fault.
 STALL_BLAME_SECONDS = 1.0
+EVENT_STREAM = "text/event-stream"
+_DONE = "[DONE]"
+# OpenAI-compatible streams that fail say so with this finish reason (OpenRouter, with an error).
+_ERROR_FINISH = "error"
 
 
 @dataclass
@@ -127,6 +143,36 @@ class ProviderClient:
         """
         started = time.monotonic()
         outcome = await self._attempt(target, request, timeout, deadline)
+        return self._settle(target, started, outcome)
+
+    async def stream(
+        self,
+        target: Target,
+        request: ChatRequest,
+        *,
+        on_text: TextSink,
+        first_token_timeout: float,
+        idle_timeout: float,
+        deadline: float | None = None,
+    ) -> ChatResult:
+        """The model's answer to `request`, streamed: each certain piece of answer text (never
+        reasoning) is awaited in `on_text` as it arrives; the result holds the whole answer.
+
+        The provider has `first_token_timeout` seconds from when a connection is ours to its first
+        token (answer or reasoning; keep-alive comments do not count), then `idle_timeout` seconds
+        for each next event, counted while this client waits for it (not while `on_text` runs);
+        the whole call ends by `deadline`. Raises ProviderError for every failure, also after text
+        was given to `on_text`; an exception from `on_text` propagates as it is.
+        """
+        started = time.monotonic()
+        outcome = await self._stream(
+            target, request, on_text, first_token_timeout, idle_timeout, deadline
+        )
+        return self._settle(target, started, outcome)
+
+    def _settle(
+        self, target: Target, started: float, outcome: ChatResult | ProviderError
+    ) -> ChatResult:
         # Raised here, outside any `except`, so no library exception (which may hold request
         # headers, hence the key) is chained to the error.
         if isinstance(outcome, ProviderError):
@@ -149,10 +195,7 @@ class ProviderClient:
     ) -> ChatResult | ProviderError:
         wire = FORMATS.get(target.api_format)
         if wire is None:
-            return ProviderError(
-                common_pb2.OUTCOME_PERMANENT,
-                f"{target.provider}: unsupported API format {target.api_format}",
-            )
+            return _unsupported(target)
         call = wire.build(target, request)
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -162,35 +205,116 @@ class ProviderClient:
             async with scope:
                 status, headers, raw = await self._post(call, clock)
         except TimeoutError:
-            return self._timed_out(target, clock, started, loop.time())
+            return self._timed_out(target, clock, started, loop.time(), "no answer")
         except (aiohttp.ClientError, OSError) as exc:
-            return ProviderError(
-                common_pb2.OUTCOME_TRANSIENT,
-                f"{target.provider}: connection failed ({type(exc).__name__})",
+            return _connection_failed(target, exc)
+        return _whole_reply(target, wire, request, status, headers, raw)
+
+    async def _stream(
+        self,
+        target: Target,
+        request: ChatRequest,
+        on_text: TextSink,
+        first_token_timeout: float,
+        idle_timeout: float,
+        deadline: float | None,
+    ) -> ChatResult | ProviderError:
+        wire = FORMATS.get(target.api_format)
+        if wire is None:
+            return _unsupported(target)
+        call = wire.build(target, request, stream=True)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first_due = deadline if deadline is not None else started + first_token_timeout
+        scope = asyncio.timeout_at(first_due)
+        clock = _Clock(scope, first_token_timeout, deadline)
+        try:
+            async with scope:
+                response = await self._session.post(
+                    call.url, json=call.body, headers=call.headers, trace_request_ctx=clock
+                )
+        except TimeoutError:
+            return self._timed_out(target, clock, started, loop.time(), "no first token")
+        except (aiohttp.ClientError, OSError) as exc:
+            return _connection_failed(target, exc)
+        # Releasing an unfinished response closes its connection: the provider stops at once.
+        try:
+            reading = _Reading(target, wire, request, response, clock, idle_timeout)
+            return await self._read(reading, on_text, started)
+        finally:
+            response.release()
+
+    async def _read(
+        self, reading: _Reading, on_text: TextSink, started: float
+    ) -> ChatResult | ProviderError:
+        """Reads a streamed reply to its end, handing answer text to `on_text` as it is certain."""
+        target, response, clock = reading.target, reading.response, reading.clock
+        loop = asyncio.get_running_loop()
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        content_type = headers.get("content-type", "")
+        if not 200 <= response.status < 300 or not content_type.startswith(EVENT_STREAM):
+            # An error before the stream, or a provider that answered whole after all.
+            try:
+                async with asyncio.timeout_at(clock.scope.when()):
+                    raw = await _body(response)
+            except TimeoutError:
+                return self._timed_out(target, clock, started, loop.time(), "no first token")
+            except (aiohttp.ClientError, OSError) as exc:
+                return _connection_failed(target, exc)
+            outcome = _whole_reply(
+                target, reading.wire, reading.request, response.status, headers, raw
             )
-        if not 200 <= status < 300:
-            return classify_response(target, status, headers, raw, datetime.now(UTC))
-        # OpenRouter answers some failures (its daily cap among them) with HTTP 200 and an error.
-        error = classify_error_body(target, status, headers, raw, datetime.now(UTC))
-        if error is not None:
-            return error
-        try:
-            body: Any = json.loads(raw)
-        except ValueError:
-            return bad_answer(target, "reply is not JSON")
-        try:
-            return wire.parse(target, request, body)
-        except ProviderError as error:
-            return error
+            if isinstance(outcome, ChatResult):
+                await on_text(outcome.text)
+            return outcome
+        decoder = SseDecoder(MAX_REPLY_BYTES)
+        received = 0
+        while not reading.ended:
+            waiting = loop.time()
+            if reading.filter is None:
+                # The first-token time runs from the connection on, as set in `clock.scope`.
+                due, what = clock.scope.when(), "no first token"
+            else:
+                due = waiting + reading.idle_timeout
+                if clock.deadline is not None:
+                    due = min(due, clock.deadline)
+                what = f"stream stalled after {reading.pieces} piece(s) of answer: no data"
+            try:
+                async with asyncio.timeout_at(due):
+                    chunk = await response.content.readany()
+            except TimeoutError:
+                if reading.filter is None:
+                    return self._timed_out(target, clock, started, loop.time(), what)
+                idle = _Clock(clock.scope, reading.idle_timeout, clock.deadline, waiting)
+                return self._timed_out(target, idle, started, loop.time(), what)
+            except (aiohttp.ClientError, OSError) as exc:
+                return _dropped(target, reading.pieces, type(exc).__name__)
+            if not chunk:
+                break
+            received += len(chunk)
+            try:
+                if received > MAX_REPLY_BYTES:
+                    raise ValueError(f"the stream is longer than {MAX_REPLY_BYTES} bytes")
+                events = decoder.feed(chunk)
+            except ValueError as error:
+                return bad_answer(target, str(error))
+            for event in events:
+                outcome = reading.take(event, headers)
+                if isinstance(outcome, ProviderError):
+                    return outcome
+                if outcome:
+                    await on_text(outcome)
+        return await reading.finish(on_text)
 
     def _timed_out(
-        self, target: Target, clock: _Clock, started: float, now: float
+        self, target: Target, clock: _Clock, started: float, now: float, summary: str
     ) -> ProviderError:
         """TIMEOUT when the provider had its whole timeout; ABANDONED when something else ended it.
 
         Something else: no connection was free before the deadline, the request's deadline came
         before the model's timeout, or the loop had stood still for STALL_BLAME_SECONDS when the
-        provider's time ran out (an answer that came meanwhile could not be read).
+        provider's time ran out (an answer that came meanwhile could not be read). `summary`
+        says what did not come in time (`no answer`, `no first token`, …).
         """
         due = clock.due
         if due is None:
@@ -215,20 +339,154 @@ class ProviderClient:
             )
         return ProviderError(
             common_pb2.OUTCOME_TIMEOUT,
-            f"{target.provider}: no answer within {clock.timeout:g} s",
+            f"{target.provider}: {summary} within {clock.timeout:g} s",
         )
 
     async def _post(self, call: HttpCall, clock: _Clock) -> tuple[int, dict[str, str], str]:
         async with self._session.post(
             call.url, json=call.body, headers=call.headers, trace_request_ctx=clock
         ) as response:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.content.iter_chunked(64 * 1024):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_REPLY_BYTES:  # cut: an over-size reply then fails as not JSON
-                    break
             lowered = {name.lower(): value for name, value in response.headers.items()}
-            raw = b"".join(chunks)[:MAX_REPLY_BYTES]
-            return response.status, lowered, raw.decode("utf-8", errors="replace")
+            return response.status, lowered, await _body(response)
+
+
+@dataclass
+class _Reading:
+    """One streamed reply being read: what its events said and the answer text they made certain.
+
+    `filter` is created at the first token (answer or reasoning): until then the first-token
+    timeout runs, after it the idle timeout.
+    """
+
+    target: Target
+    wire: WireFormat
+    request: ChatRequest
+    response: aiohttp.ClientResponse
+    clock: _Clock
+    idle_timeout: float
+    state: StreamState = field(default_factory=StreamState)
+    filter: ReasoningFilter | None = None
+    pieces: int = 0
+    text: list[str] = field(default_factory=list)
+    ended: bool = False
+
+    def take(self, event: Event, headers: Mapping[str, str]) -> str | ProviderError:
+        """The answer text `event` makes certain (maybe ""), or the failure it reports."""
+        if event.comment or self.ended:
+            return ""
+        if event.data.strip() == _DONE:
+            self.ended = True
+            return ""
+        # An error event is read by the same rules as an error reply (OpenRouter, Gemini).
+        error = classify_error_body(self.target, 200, headers, event.data, datetime.now(UTC))
+        if error is not None:
+            return error
+        try:
+            body = json.loads(event.data)
+        except ValueError:
+            return bad_answer(self.target, "stream event is not JSON", event.data[:80])
+        try:
+            raw = self.wire.read_event(self.target, body, self.state)
+        except ProviderError as failure:
+            return failure
+        if self.state.finish_reason == _ERROR_FINISH:
+            reported = json.dumps({"error": {"message": "the stream ended with an error"}})
+            failure = classify_error_body(self.target, 200, headers, reported, datetime.now(UTC))
+            assert failure is not None
+            return failure
+        if self.filter is None:
+            if not (raw.strip() or self.state.had_reasoning):
+                return ""
+            # Reasoning in the content itself, untagged, is held until it is known to be none.
+            untagged = self.wire.untagged_reasoning and not self.state.had_reasoning
+            self.filter = ReasoningFilter(hold_untagged=self.target.reasoning and untagged)
+        return self._hand_on(self.filter.feed(raw))
+
+    def _hand_on(self, text: str) -> str:
+        text = clean_text(text)
+        if text:
+            self.pieces += 1
+            self.text.append(text)
+        return text
+
+    async def finish(self, on_text: TextSink) -> ChatResult | ProviderError:
+        """The result once the connection has closed or `[DONE]` came."""
+        if not (self.ended or self.state.finish_reason):
+            return _dropped(self.target, self.pieces, "it ended without a finish")
+        if self.filter is not None:
+            tail = self._hand_on(self.filter.flush())
+            if tail:
+                await on_text(tail)
+        try:
+            return finish(
+                self.target,
+                self.request,
+                "".join(self.text),
+                had_reasoning=self.state.had_reasoning
+                or (self.filter is not None and self.filter.saw_content),
+                finish_reason=self.state.finish_reason,
+                prompt_tokens=self.state.prompt_tokens,
+                completion_tokens=self.state.completion_tokens,
+            )
+        except ProviderError as failure:
+            return failure
+
+
+async def _body(response: aiohttp.ClientResponse) -> str:
+    """A reply body, at most MAX_REPLY_BYTES of it (an over-size reply then fails as not JSON)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            break
+    return b"".join(chunks)[:MAX_REPLY_BYTES].decode("utf-8", errors="replace")
+
+
+def _whole_reply(
+    target: Target,
+    wire: WireFormat,
+    request: ChatRequest,
+    status: int,
+    headers: Mapping[str, str],
+    raw: str,
+) -> ChatResult | ProviderError:
+    """The answer in a whole reply, or the error it says."""
+    if not 200 <= status < 300:
+        return classify_response(target, status, headers, raw, datetime.now(UTC))
+    # OpenRouter answers some failures (its daily cap among them) with HTTP 200 and an error.
+    error = classify_error_body(target, status, headers, raw, datetime.now(UTC))
+    if error is not None:
+        return error
+    try:
+        body: Any = json.loads(raw)
+    except ValueError:
+        return bad_answer(target, "reply is not JSON")
+    try:
+        return wire.parse(target, request, body)
+    except ProviderError as error:
+        return error
+
+
+def _unsupported(target: Target) -> ProviderError:
+    return ProviderError(
+        common_pb2.OUTCOME_PERMANENT,
+        f"{target.provider}: unsupported API format {target.api_format}",
+    )
+
+
+def _connection_failed(target: Target, exc: BaseException) -> ProviderError:
+    return ProviderError(
+        common_pb2.OUTCOME_TRANSIENT,
+        f"{target.provider}: connection failed ({type(exc).__name__})",
+    )
+
+
+def _dropped(target: Target, pieces: int, why: str) -> ProviderError:
+    """A stream that broke off: the provider's failure (TRANSIENT), whatever came before."""
+    return ProviderError(
+        common_pb2.OUTCOME_TRANSIENT,
+        f"{target.provider}: the stream broke off after {pieces} piece(s) of answer ({why})",
+        http_status=200,
+    )

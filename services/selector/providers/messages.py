@@ -4,22 +4,45 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: The roles a conversation may hold, as OpenAI names them.
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn of a conversation: role `system`, `user` or `assistant`, and its text."""
+
+    role: str
+    content: str
+
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One prompt to answer."""
+    """A conversation to answer and the options the answer must follow."""
 
-    prompt: str
-    system_prompt: str = ""
+    messages: tuple[Message, ...]
     json_mode: bool = False
     max_output_tokens: int = 1024
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+
+    @classmethod
+    def from_prompt(cls, prompt: str, system_prompt: str = "", **options: object) -> ChatRequest:
+        """The two-message conversation of a prompt and its optional system prompt."""
+        system = (Message("system", system_prompt),) if system_prompt else ()
+        return cls(messages=(*system, Message("user", prompt)), **options)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class ChatResult:
-    """A usable answer: the answer text only (never reasoning) and token usage when reported."""
+    """A usable answer: the answer text only (never reasoning) and token usage when reported.
+
+    `finish_reason` is in OpenAI's words: `stop`, or `length` when the output limit cut it.
+    """
 
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
     http_status: int = 200
+    finish_reason: str = "stop"
