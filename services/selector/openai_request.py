@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common import errors
-from services.selector.validation import NAME_MAX_CHARS
+from services.selector.providers.messages import Message
+from services.selector.validation import NAME_MAX_CHARS, PromptInput
 
 AUTO_MODEL = "auto"
 #: Total characters of all message contents. The JSON API's 10000 + 5000 fit one typed prompt; a
@@ -30,18 +31,10 @@ _NO_TOOL_CHOICES = (None, "none", "auto")
 
 
 @dataclass(frozen=True)
-class ChatMessage:
-    """One message of the conversation: role `system`, `user` or `assistant`, and its text."""
-
-    role: str
-    content: str
-
-
-@dataclass(frozen=True)
 class CompletionRequest:
     """A validated chat-completions request."""
 
-    messages: tuple[ChatMessage, ...]
+    messages: tuple[Message, ...]
     #: Catalog names to try first, in order: `model` (unless automatic), then `models`.
     preferred_models: tuple[str, ...]
     #: True when `models` was given: only `preferred_models` may answer.
@@ -100,6 +93,23 @@ def parse_request(body: bytes) -> CompletionRequest:
     )
 
 
+def prompt_input(request: CompletionRequest) -> PromptInput:
+    """What the engine answers for `request`."""
+    return PromptInput(
+        messages=request.messages,
+        json_mode=request.json_mode,
+        model_names=request.preferred_models,
+        only_named=request.only_preferred,
+        user_id=request.user,
+        max_output_tokens=request.max_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        stop=request.stop,
+        names_field="model",
+        names_listed_at="GET /v1/models",
+    )
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
@@ -111,7 +121,7 @@ def _capped(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [*problems[:MAX_VIOLATIONS], ("body", f"and {more} more problems")]
 
 
-def _messages(value: Any, problems: list[tuple[str, str]]) -> tuple[ChatMessage, ...]:
+def _messages(value: Any, problems: list[tuple[str, str]]) -> tuple[Message, ...]:
     if not isinstance(value, list) or not value:
         problems.append(("messages", "required: a non-empty array of messages"))
         return ()
@@ -135,7 +145,7 @@ def _messages(value: Any, problems: list[tuple[str, str]]) -> tuple[ChatMessage,
     return parsed
 
 
-def _message(item: Any, where: str, problems: list[tuple[str, str]]) -> ChatMessage | None:
+def _message(item: Any, where: str, problems: list[tuple[str, str]]) -> Message | None:
     if not isinstance(item, dict):
         problems.append((where, "must be an object with `role` and `content`"))
         return None
@@ -150,7 +160,7 @@ def _message(item: Any, where: str, problems: list[tuple[str, str]]) -> ChatMess
         problems.append((f"{where}.tool_calls", "tool calls are not supported"))
         return None
     content = _content(item.get("content"), f"{where}.content", problems)
-    return None if content is None else ChatMessage(_ROLES[role], content)
+    return None if content is None else Message(_ROLES[role], content)
 
 
 def _content(value: Any, where: str, problems: list[tuple[str, str]]) -> str | None:

@@ -22,9 +22,10 @@ from tests.envoy.harness import (
     start_envoy,
     stop_envoy,
 )
+from tests.envoy.sdk import sdk
 from tests.stacks import Stack, make_stack
 
-__all__ = ["make_stack"]
+__all__ = ["make_stack", "sdk"]
 
 Front = Callable[..., Awaitable[tuple[Stack, RunningEnvoy, httpx.AsyncClient]]]
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: The roles a conversation may hold, as OpenAI names them.
-ROLES = ("system", "user", "assistant")
-
 
 @dataclass(frozen=True)
 class Message:
@@ -29,9 +26,14 @@ class ChatRequest:
 
     @classmethod
     def from_prompt(cls, prompt: str, system_prompt: str = "", **options: object) -> ChatRequest:
-        """The two-message conversation of a prompt and its optional system prompt."""
-        system = (Message("system", system_prompt),) if system_prompt else ()
-        return cls(messages=(*system, Message("user", prompt)), **options)  # type: ignore[arg-type]
+        """The conversation of a prompt and its optional system prompt."""
+        return cls(messages=prompt_messages(prompt, system_prompt), **options)  # type: ignore[arg-type]
+
+
+def prompt_messages(prompt: str, system_prompt: str = "") -> tuple[Message, ...]:
+    """A prompt as a conversation: the system prompt (when given), then the prompt."""
+    system = (Message("system", system_prompt),) if system_prompt else ()
+    return (*system, Message("user", prompt))
 
 
 @dataclass(frozen=True)
