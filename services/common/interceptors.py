@@ -46,11 +46,18 @@ async def abort(
     bounded = to_status(error)
     status = rpc_status.to_status(bounded)
     extra = error.trailers() if trailers is None else tuple(trailers)
-    await context.abort(
-        status.code,
-        status.details,
-        (*status.trailing_metadata, *extra, (REQUEST_ID_KEY, request_id_var.get())),
-    )
+    try:
+        await context.abort(
+            status.code,
+            status.details,
+            (*status.trailing_metadata, *extra, (REQUEST_ID_KEY, request_id_var.get())),
+        )
+    except grpc.aio.AbortError:
+        raise
+    except Exception:
+        # The status could not be sent: the caller went away (a stream reader that stopped at
+        # an error event). Nothing more can reach it; end the call as cancelled.
+        raise asyncio.CancelledError from None
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):

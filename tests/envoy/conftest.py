@@ -84,8 +84,7 @@ async def front(make_stack, tmp_path: Path) -> AsyncIterator[Front]:
             selector_address=stack.selector.address,
             listen_port=0,
             admin_port=0,
-            request_deadline_seconds=10,
-            **(envoy or {}),
+            **{"request_deadline_seconds": 10, **(envoy or {})},
         )
         running = start_envoy(config, tmp_path / f"envoy-{len(envoys)}")
         envoys.append(running)

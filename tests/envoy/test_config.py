@@ -158,8 +158,7 @@ def test_envoys_own_errors_on_the_openai_routes_have_openais_shape():
     openai = [m for m in mappers if "body_format_override" in m]
 
     types = {
-        _statuses(m)[0]: m["body_format_override"]["json_format"]["error"]["type"]
-        for m in openai
+        _statuses(m)[0]: m["body_format_override"]["json_format"]["error"]["type"] for m in openai
     }
     assert types == {
         ("EQ", 503): "server_error",
