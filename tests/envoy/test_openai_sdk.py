@@ -20,12 +20,17 @@ def everyone(**script: Any) -> dict[str, Any]:
     return {name: script for name in ALL}
 
 
-async def test_a_whole_completion_names_the_model_that_answered(sdk):
+async def test_a_whole_conversation_is_answered_by_the_model_it_names(sdk):
     stack, _, client = await sdk(everyone(text=TEXT))
 
     raw = await client.chat.completions.with_raw_response.create(
         model="auto",
-        messages=[{"role": "system", "content": "Be brief."}, USER],
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "An earlier question."},
+            {"role": "assistant", "content": "An earlier answer."},
+            USER,
+        ],
         user="user-7",
         extra_headers={"x-client-id": "sdk-test"},
     )
