@@ -10,8 +10,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -19,25 +19,16 @@ from typing import Any
 import aiohttp
 
 from aiselector.v1 import common_pb2
-from services.selector.providers.answer import ReasoningFilter, clean_text
 from services.selector.providers.classify import classify_error_body, classify_response
 from services.selector.providers.errors import ProviderError
 from services.selector.providers.gemini import GeminiFormat
 from services.selector.providers.messages import ChatRequest, ChatResult
 from services.selector.providers.openai import OpenAIFormat
-from services.selector.providers.sse import Event, SseDecoder
+from services.selector.providers.sse import SseDecoder
 from services.selector.providers.stalls import LoopWatch
+from services.selector.providers.streamed import StreamReader, TextSink, dropped
 from services.selector.providers.target import Target
-from services.selector.providers.wire import (
-    HttpCall,
-    StreamState,
-    WireFormat,
-    bad_answer,
-    finish,
-)
-
-#: Receives each piece of a streamed answer.
-TextSink = Callable[[str], Awaitable[None]]
+from services.selector.providers.wire import HttpCall, WireFormat, bad_answer
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +41,6 @@ MAX_REPLY_BYTES = 4 * 1024 * 1024
 # An attempt whose time ran out after the loop had stood still this long is not the model's fault.
 STALL_BLAME_SECONDS = 1.0
 EVENT_STREAM = "text/event-stream"
-_DONE = "[DONE]"
-# OpenAI-compatible streams that fail say so with this finish reason (OpenRouter, with an error).
-_ERROR_FINISH = "error"
 
 
 @dataclass
@@ -239,16 +227,22 @@ class ProviderClient:
             return _connection_failed(target, exc)
         # Releasing an unfinished response closes its connection: the provider stops at once.
         try:
-            reading = _Reading(target, wire, request, response, clock, idle_timeout)
-            return await self._read(reading, on_text, started)
+            reader = StreamReader(target, wire, request)
+            return await self._read(reader, response, clock, idle_timeout, on_text, started)
         finally:
             response.release()
 
     async def _read(
-        self, reading: _Reading, on_text: TextSink, started: float
+        self,
+        reader: StreamReader,
+        response: aiohttp.ClientResponse,
+        clock: _Clock,
+        idle_timeout: float,
+        on_text: TextSink,
+        started: float,
     ) -> ChatResult | ProviderError:
         """Reads a streamed reply to its end, handing answer text to `on_text` as it is certain."""
-        target, response, clock = reading.target, reading.response, reading.clock
+        target = reader.target
         loop = asyncio.get_running_loop()
         headers = {name.lower(): value for name, value in response.headers.items()}
         content_type = headers.get("content-type", "")
@@ -262,33 +256,33 @@ class ProviderClient:
             except (aiohttp.ClientError, OSError) as exc:
                 return _connection_failed(target, exc)
             outcome = _whole_reply(
-                target, reading.wire, reading.request, response.status, headers, raw
+                target, reader.wire, reader.request, response.status, headers, raw
             )
             if isinstance(outcome, ChatResult):
                 await on_text(outcome.text)
             return outcome
         decoder = SseDecoder(MAX_REPLY_BYTES)
         received = 0
-        while not reading.ended:
+        while not reader.ended:
             waiting = loop.time()
-            if reading.filter is None:
+            if reader.filter is None:
                 # The first-token time runs from the connection on, as set in `clock.scope`.
                 due, what = clock.scope.when(), "no first token"
             else:
-                due = waiting + reading.idle_timeout
+                due = waiting + idle_timeout
                 if clock.deadline is not None:
                     due = min(due, clock.deadline)
-                what = f"stream stalled after {reading.pieces} piece(s) of answer: no data"
+                what = f"stream stalled after {reader.pieces} piece(s) of answer: no data"
             try:
                 async with asyncio.timeout_at(due):
                     chunk = await response.content.readany()
             except TimeoutError:
-                if reading.filter is None:
+                if reader.filter is None:
                     return self._timed_out(target, clock, started, loop.time(), what)
-                idle = _Clock(clock.scope, reading.idle_timeout, clock.deadline, waiting)
+                idle = _Clock(clock.scope, idle_timeout, clock.deadline, waiting)
                 return self._timed_out(target, idle, started, loop.time(), what)
             except (aiohttp.ClientError, OSError) as exc:
-                return _dropped(target, reading.pieces, type(exc).__name__)
+                return dropped(target, reader.pieces, type(exc).__name__)
             if not chunk:
                 break
             received += len(chunk)
@@ -299,12 +293,12 @@ class ProviderClient:
             except ValueError as error:
                 return bad_answer(target, str(error))
             for event in events:
-                outcome = reading.take(event, headers)
+                outcome = reader.take(event, headers)
                 if isinstance(outcome, ProviderError):
                     return outcome
                 if outcome:
                     await on_text(outcome)
-        return await reading.finish(on_text)
+        return await reader.finish(on_text)
 
     def _timed_out(
         self, target: Target, clock: _Clock, started: float, now: float, summary: str
@@ -348,88 +342,6 @@ class ProviderClient:
         ) as response:
             lowered = {name.lower(): value for name, value in response.headers.items()}
             return response.status, lowered, await _body(response)
-
-
-@dataclass
-class _Reading:
-    """One streamed reply being read: what its events said and the answer text they made certain.
-
-    `filter` is created at the first token (answer or reasoning): until then the first-token
-    timeout runs, after it the idle timeout.
-    """
-
-    target: Target
-    wire: WireFormat
-    request: ChatRequest
-    response: aiohttp.ClientResponse
-    clock: _Clock
-    idle_timeout: float
-    state: StreamState = field(default_factory=StreamState)
-    filter: ReasoningFilter | None = None
-    pieces: int = 0
-    text: list[str] = field(default_factory=list)
-    ended: bool = False
-
-    def take(self, event: Event, headers: Mapping[str, str]) -> str | ProviderError:
-        """The answer text `event` makes certain (maybe ""), or the failure it reports."""
-        if event.comment or self.ended:
-            return ""
-        if event.data.strip() == _DONE:
-            self.ended = True
-            return ""
-        # An error event is read by the same rules as an error reply (OpenRouter, Gemini).
-        error = classify_error_body(self.target, 200, headers, event.data, datetime.now(UTC))
-        if error is not None:
-            return error
-        try:
-            body = json.loads(event.data)
-        except ValueError:
-            return bad_answer(self.target, "stream event is not JSON", event.data[:80])
-        try:
-            raw = self.wire.read_event(self.target, body, self.state)
-        except ProviderError as failure:
-            return failure
-        if self.state.finish_reason == _ERROR_FINISH:
-            reported = json.dumps({"error": {"message": "the stream ended with an error"}})
-            failure = classify_error_body(self.target, 200, headers, reported, datetime.now(UTC))
-            assert failure is not None
-            return failure
-        if self.filter is None:
-            if not (raw.strip() or self.state.had_reasoning):
-                return ""
-            # Reasoning in the content itself, untagged, is held until it is known to be none.
-            untagged = self.wire.untagged_reasoning and not self.state.had_reasoning
-            self.filter = ReasoningFilter(hold_untagged=self.target.reasoning and untagged)
-        return self._hand_on(self.filter.feed(raw))
-
-    def _hand_on(self, text: str) -> str:
-        text = clean_text(text)
-        if text:
-            self.pieces += 1
-            self.text.append(text)
-        return text
-
-    async def finish(self, on_text: TextSink) -> ChatResult | ProviderError:
-        """The result once the connection has closed or `[DONE]` came."""
-        if not (self.ended or self.state.finish_reason):
-            return _dropped(self.target, self.pieces, "it ended without a finish")
-        if self.filter is not None:
-            tail = self._hand_on(self.filter.flush())
-            if tail:
-                await on_text(tail)
-        try:
-            return finish(
-                self.target,
-                self.request,
-                "".join(self.text),
-                had_reasoning=self.state.had_reasoning
-                or (self.filter is not None and self.filter.saw_content),
-                finish_reason=self.state.finish_reason,
-                prompt_tokens=self.state.prompt_tokens,
-                completion_tokens=self.state.completion_tokens,
-            )
-        except ProviderError as failure:
-            return failure
 
 
 async def _body(response: aiohttp.ClientResponse) -> str:
@@ -480,13 +392,4 @@ def _connection_failed(target: Target, exc: BaseException) -> ProviderError:
     return ProviderError(
         common_pb2.OUTCOME_TRANSIENT,
         f"{target.provider}: connection failed ({type(exc).__name__})",
-    )
-
-
-def _dropped(target: Target, pieces: int, why: str) -> ProviderError:
-    """A stream that broke off: the provider's failure (TRANSIENT), whatever came before."""
-    return ProviderError(
-        common_pb2.OUTCOME_TRANSIENT,
-        f"{target.provider}: the stream broke off after {pieces} piece(s) of answer ({why})",
-        http_status=200,
     )

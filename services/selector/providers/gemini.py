@@ -27,6 +27,7 @@ from services.selector.providers.wire import (
     conversation,
     finish,
     output_tokens,
+    sampling,
 )
 
 THINKING_BUDGET_TOKENS = 512
@@ -43,13 +44,10 @@ class GeminiFormat:
     untagged_reasoning = False
 
     def build(self, target: Target, request: ChatRequest, *, stream: bool = False) -> HttpCall:
-        config: dict[str, Any] = {"maxOutputTokens": output_tokens(target, request)}
-        if request.temperature is not None:
-            config["temperature"] = request.temperature
-        if request.top_p is not None:
-            config["topP"] = request.top_p
-        if request.stop:
-            config["stopSequences"] = list(request.stop)
+        config: dict[str, Any] = {
+            "maxOutputTokens": output_tokens(target, request),
+            **sampling(request, top_p="topP", stop="stopSequences"),
+        }
         if request.json_mode and target.json_response_format:
             config["responseMimeType"] = "application/json"
         if target.reasoning:

@@ -25,6 +25,7 @@ from services.selector.providers.wire import (
     conversation,
     finish,
     output_tokens,
+    sampling,
 )
 
 _CONTENT_FILTER = "content_filter"
@@ -42,15 +43,10 @@ class OpenAIFormat:
             "messages": [{"role": m.role, "content": m.content} for m in conversation(request)],
             "max_tokens": output_tokens(target, request),
             "stream": stream,
+            **sampling(request, top_p="top_p", stop="stop"),
         }
         if stream:
             body["stream_options"] = {"include_usage": True}
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.top_p is not None:
-            body["top_p"] = request.top_p
-        if request.stop:
-            body["stop"] = list(request.stop)
         if request.json_mode and target.json_response_format:
             body["response_format"] = {"type": "json_object"}
         if target.reasoning:

@@ -73,6 +73,19 @@ def output_limit(asked: int, *, reasoning: bool) -> int:
     return max(tokens, REASONING_MIN_OUTPUT_TOKENS) if reasoning else tokens
 
 
+def sampling(request: ChatRequest, *, top_p: str, stop: str) -> dict[str, Any]:
+    """The sampling options `request` asks for, under the wire format's names for top-p and stop
+    sequences (`temperature` is called so everywhere)."""
+    options: dict[str, Any] = {}
+    if request.temperature is not None:
+        options["temperature"] = request.temperature
+    if request.top_p is not None:
+        options[top_p] = request.top_p
+    if request.stop:
+        options[stop] = list(request.stop)
+    return options
+
+
 def conversation(request: ChatRequest) -> tuple[Message, ...]:
     """The messages to send: in JSON mode the JSON instruction ends the first system message
     (one is put first when there is none)."""
