@@ -35,6 +35,14 @@ def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str:
     return ""
 
 
+def log_failure(method: str, error: ServiceError) -> None:
+    """Logs a call that ended with a domain error (at info: it is the client's answer)."""
+    log.info(
+        "call failed",
+        extra={"method": method, "code": error.code.name, "error": to_status(error).message},
+    )
+
+
 async def abort(
     context: grpc.aio.ServicerContext,
     error: ServiceError,
@@ -93,14 +101,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except ServiceError as error:
-                log.info(
-                    "call failed",
-                    extra={
-                        "method": method,
-                        "code": error.code.name,
-                        "error": to_status(error).message,
-                    },
-                )
+                log_failure(method, error)
                 await abort(context, error)
             except Exception:
                 log.exception("unexpected error", extra={"method": method})

@@ -3,22 +3,21 @@ chat-completion chunks, each ending a failed stream the way its clients can read
 
 from __future__ import annotations
 
-import logging
+import contextlib
 
 import grpc
 from google.api import httpbody_pb2
 
 from aiselector.v1 import selector_pb2
 from services.common import errors
-from services.common.interceptors import abort
+from services.common.interceptors import abort, log_failure
 from services.selector import openai_reply
 from services.selector.answering import Answered, CallerGone
 from services.selector.openai_request import CompletionRequest
 
-log = logging.getLogger(__name__)
-
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
+CHAT_COMPLETIONS = "/aiselector.v1.Selector/ChatCompletions"
 
 
 async def _write(context: grpc.aio.ServicerContext, message: object) -> None:
@@ -56,11 +55,13 @@ class PromptEvents:
         await self._send(selector_pb2.StreamPromptResponse(result=answered.reply))
 
     async def fail(self, error: errors.ServiceError | None) -> None:
-        """Reports a failure in the stream if it has begun (`None`: an unexpected one)."""
+        """Reports a failure in the stream if it has begun (`None`: an unexpected one); the
+        caller then ends the call with the status."""
         if not self.started:
             return
         status = errors.internal_status() if error is None else errors.to_status(error)
-        await self._send(selector_pb2.StreamPromptResponse(error=status))
+        with contextlib.suppress(CallerGone):  # nobody to tell: the status cannot reach it either
+            await self._send(selector_pb2.StreamPromptResponse(error=status))
 
     async def _send(self, event: selector_pb2.StreamPromptResponse) -> None:
         self.started = True
@@ -125,6 +126,7 @@ class ChatChunks:
 
     async def fail(self, error: errors.ServiceError) -> None:
         """Ends the call with `error` as OpenAI clients read it (raises AbortError)."""
+        log_failure(CHAT_COMPLETIONS, error)
         if self._chunks is None:
             await abort(self._context, error, openai_reply.error_trailers(error))
         try:

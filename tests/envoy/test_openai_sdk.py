@@ -32,6 +32,7 @@ async def test_a_whole_conversation_is_answered_by_the_model_it_names(sdk):
             USER,
         ],
         user="user-7",
+        max_tokens=5000,
         extra_headers={"x-client-id": "sdk-test"},
     )
 
@@ -48,6 +49,15 @@ async def test_a_whole_conversation_is_answered_by_the_model_it_names(sdk):
     [entry] = stack.sim.log()
     assert entry["stream"] is False
     assert entry["system_prompt"] == "Be brief."
+    assert entry["max_tokens"] == 256  # the model's own limit (the test catalog's) is lower
+
+
+async def test_a_lower_max_tokens_is_what_the_model_is_asked_for(sdk):
+    stack, _, client = await sdk()
+
+    await client.chat.completions.create(model="auto", messages=[USER], max_tokens=40)
+
+    assert stack.sim.log()[0]["max_tokens"] == 40
 
 
 async def test_streamed_deltas_join_to_the_answer_and_end_with_usage(sdk):
@@ -125,8 +135,11 @@ async def test_all_models_rate_limited_is_a_rate_limit_error_with_retry_after(sd
 
     assert raised.value.code == "all_rate_limited"
     assert int(raised.value.response.headers["retry-after"]) >= 100
-    [record] = await stack.history()
-    assert record.status_code == "RESOURCE_EXHAUSTED"
+    with pytest.raises(openai.RateLimitError) as streamed:
+        await client.chat.completions.create(model="auto", messages=[USER], stream=True)
+    assert streamed.value.code == "all_rate_limited"
+    records = await stack.history()
+    assert [r.status_code for r in records] == ["RESOURCE_EXHAUSTED"] * 2
 
 
 async def test_bad_input_is_a_bad_request_error_naming_the_field(sdk):
