@@ -47,10 +47,12 @@ class StreamReader:
         if event.data.strip() == _DONE:
             self.ended = True
             return ""
-        # An error event is read by the same rules as an error reply (OpenRouter, Gemini).
-        error = classify_error_body(self.target, 200, headers, event.data, datetime.now(UTC))
-        if error is not None:
-            return error
+        # An error event is read by the same rules as an error reply (OpenRouter, Gemini); an
+        # event without the word carries none (`error` or `errors`), and is parsed only once.
+        if "error" in event.data:
+            error = classify_error_body(self.target, 200, headers, event.data, datetime.now(UTC))
+            if error is not None:
+                return error
         try:
             body = json.loads(event.data)
         except ValueError:
