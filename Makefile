@@ -29,9 +29,15 @@ run: proto
 test: proto
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+# `buf breaking` compares proto/ with this git ref (a branch, tag or commit).
+BUF_AGAINST ?= main
+
+lint: proto
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) scripts/gen_proto.py --buf-against $(BUF_AGAINST)
+	$(VENV)/bin/buf lint
+	$(VENV)/bin/buf breaking proto --against build/contract-against.binpb
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

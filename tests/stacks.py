@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +13,13 @@ import grpc
 import pytest
 import yaml
 
-from aiselector.v1 import model_store_pb2_grpc, selector_pb2, selector_pb2_grpc
+from aiselector.v1 import (
+    common_pb2,
+    model_store_pb2,
+    model_store_pb2_grpc,
+    selector_pb2,
+    selector_pb2_grpc,
+)
 from services.common.channels import open_channel
 from services.data.app import RunningModelStore, start_model_store
 from services.selector.app import RunningSelector, start_selector
@@ -97,6 +105,31 @@ class Stack:
 
     def requests_to(self, provider: str) -> list[dict[str, Any]]:
         return [e for e in self.sim.log() if e["provider"] == provider]
+
+    async def history(self) -> list[common_pb2.PromptRecord]:
+        """Every prompt record in ModelStore, newest first, once the Selector delivered its own."""
+        await self.selector.recorder.flush()
+        page = await self.store_stub().ListPromptHistory(
+            model_store_pb2.ListPromptHistoryRequest(page_size=1000), timeout=5
+        )
+        return list(page.records)
+
+    async def outcomes(self) -> dict[str, Counter[str]]:
+        """Attempts ModelStore holds for each model (by name), counted by outcome name."""
+        await self.selector.recorder.flush()
+        request = model_store_pb2.GetModelStatisticsRequest()
+        request.start_time.FromSeconds(int(time.time()) - 7200)
+        stats = await self.store_stub().GetModelStatistics(request, timeout=5)
+        names = {
+            e.spec.model_id: e.spec.name for e in self.selector.engine.catalog.entries.values()
+        }
+        counted: dict[str, Counter[str]] = {}
+        for model in stats.statistics:
+            for bucket in model.buckets:
+                for count in bucket.outcome_counts:
+                    outcome = common_pb2.Outcome.Name(count.outcome)
+                    counted.setdefault(names[model.model_id], Counter())[outcome] += count.count
+        return counted
 
     async def start_selector(self) -> None:
         self.selector = await _selector(self.store.address, self.environ, self.settings)

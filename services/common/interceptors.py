@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
@@ -35,8 +35,42 @@ def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str:
     return ""
 
 
+def log_failure(method: str, error: ServiceError) -> None:
+    """Logs a call that ended with a domain error (at info: it is the client's answer)."""
+    log.info(
+        "call failed",
+        extra={"method": method, "code": error.code.name, "error": to_status(error).message},
+    )
+
+
+async def abort(
+    context: grpc.aio.ServicerContext,
+    error: ServiceError,
+    trailers: Iterable[tuple[str, str]] | None = None,
+) -> None:
+    """Ends the call (raises AbortError) with `error`'s status, `trailers` (the error's own by
+    default) and the request id; trailers-only when nothing was sent, which Envoy needs to turn
+    `retry-after` into a header."""
+    bounded = to_status(error)
+    status = rpc_status.to_status(bounded)
+    extra = error.trailers() if trailers is None else tuple(trailers)
+    try:
+        await context.abort(
+            status.code,
+            status.details,
+            (*status.trailing_metadata, *extra, (REQUEST_ID_KEY, request_id_var.get())),
+        )
+    except grpc.aio.AbortError:
+        raise
+    except Exception:
+        # The status could not be sent: the caller went away (a stream reader that stopped at
+        # an error event). Nothing more can reach it; end the call as cancelled.
+        raise asyncio.CancelledError from None
+
+
 class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    """Binds the request id into logs and maps every exception of a unary handler to a status."""
+    """Binds the request id into logs and maps every exception of a unary-unary or unary-stream
+    handler to a status (stream handlers write their replies with `context.write`)."""
 
     async def intercept_service(
         self,
@@ -44,9 +78,16 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        behavior = handler.unary_unary
+        if handler.unary_unary is not None:
+            wrap = grpc.unary_unary_rpc_method_handler
+            behavior = handler.unary_unary
+        elif handler.unary_stream is not None:
+            wrap = grpc.unary_stream_rpc_method_handler
+            behavior = handler.unary_stream
+        else:
+            return handler
         method = handler_call_details.method
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -60,24 +101,15 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except ServiceError as error:
-                bounded = to_status(error)
-                log.info(
-                    "call failed",
-                    extra={"method": method, "code": error.code.name, "error": bounded.message},
-                )
-                status = rpc_status.to_status(bounded)
-                await context.abort(
-                    status.code,
-                    status.details,
-                    (*status.trailing_metadata, *error.trailers(), (REQUEST_ID_KEY, request_id)),
-                )
+                log_failure(method, error)
+                await abort(context, error)
             except Exception:
                 log.exception("unexpected error", extra={"method": method})
                 await context.abort_with_status(rpc_status.to_status(internal_status()))
             finally:
                 request_id_var.reset(token)
 
-        return grpc.unary_unary_rpc_method_handler(
+        return wrap(
             wrapped,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,

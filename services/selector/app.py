@@ -175,6 +175,8 @@ async def start_selector(
         probe_concurrency=settings.probe_concurrency,
         max_retry_wait_seconds=settings.max_retry_wait_seconds,
         window_hours=settings.stats_window_hours,
+        first_token_timeout=settings.stream_first_token_timeout_seconds,
+        stream_idle_timeout=settings.stream_idle_timeout_seconds,
     )
     token = settings.admin_api_token.get_secret_value() if settings.admin_api_token else None
     discovery = Discovery(

@@ -15,12 +15,14 @@ from google.protobuf import timestamp_pb2
 from aiselector.v1 import common_pb2, selector_pb2
 from services.common import errors
 from services.selector import metrics
+from services.selector.answering import Answered, CallerGone, Committer, Listener, cut_off
 from services.selector.bookkeeping import Recorder
 from services.selector.policy import (
     Candidate,
     ModelSpec,
     Needs,
     Plan,
+    conversation_tokens,
     estimate_tokens,
     plan,
     prompt_room,
@@ -36,7 +38,7 @@ from services.selector.providers import (
 from services.selector.snapshot import Catalog, Entry
 from services.selector.state import Budget, LiveState, Quota
 from services.selector.stats import StatsBook
-from services.selector.validation import PromptInput
+from services.selector.validation import NAME_MAX_CHARS, PromptInput
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,8 @@ class Engine:
         probe_concurrency: int = 4,
         max_retry_wait_seconds: float = 5.0,
         window_hours: int = 168,
+        first_token_timeout: float = 15.0,
+        stream_idle_timeout: float = 10.0,
         rng: random.Random | None = None,
     ) -> None:
         self.providers = providers
@@ -109,6 +113,8 @@ class Engine:
         self.probe_concurrency = probe_concurrency
         self.max_retry_wait_seconds = max_retry_wait_seconds
         self.window_hours = window_hours
+        self.first_token_timeout = first_token_timeout
+        self.stream_idle_timeout = stream_idle_timeout
         self.rng = rng or random.Random()
 
     # ---- planning -------------------------------------------------------------------------
@@ -137,23 +143,45 @@ class Engine:
         candidates = self._candidates(catalog or self.catalog, now, needs.prompt_tokens)
         return plan(candidates, needs, now, rng or self.rng)
 
-    # ---- ProcessPrompt --------------------------------------------------------------------
+    # ---- ProcessPrompt, StreamPrompt, ChatCompletions ------------------------------------------
 
     async def process(
         self, prompt: PromptInput, *, deadline: float, request_id: str, caller: str
     ) -> selector_pb2.ProcessPromptResponse:
-        """Answers `prompt` before `deadline` (event-loop time) or raises a ServiceError."""
+        """Answers `prompt` whole before `deadline` (event-loop time) or raises a ServiceError."""
+        answered = await self.answer(
+            prompt, deadline=deadline, request_id=request_id, caller=caller
+        )
+        return answered.reply
+
+    async def answer(
+        self,
+        prompt: PromptInput,
+        *,
+        deadline: float,
+        request_id: str,
+        caller: str,
+        listener: Listener | None = None,
+    ) -> Answered:
+        """Answers `prompt` before `deadline` (event-loop time) or raises a ServiceError.
+
+        With a `listener` the answer streams to it as it arrives (see `answering.Listener`): a
+        model that fails before its first text is replaced by the next one, as without one; a
+        failure after it raises the cut-off error. A JSON-mode answer is checked whole first, so
+        it reaches the listener in one piece. Without a listener models answer whole: nothing
+        reaches the caller before the end, so every failure is free to fail over.
+        """
         loop = asyncio.get_running_loop()
         started, started_wall = loop.time(), time.time()
         trace = _Trace()
         code, answer, answered = "UNKNOWN", None, None
         try:
-            answered, answer = await self._answer(prompt, deadline, request_id, trace)
+            answered, answer = await self._answer(prompt, deadline, request_id, trace, listener)
             code = "OK"
         except errors.ServiceError as error:
             code = error.code.name
             raise
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, CallerGone):
             code = "CANCELLED"
             raise
         finally:
@@ -166,8 +194,8 @@ class Engine:
         fallback = answered.spec.model_id != trace.first_planned
         if fallback:
             metrics.FALLBACKS.inc()
-        return selector_pb2.ProcessPromptResponse(
-            prompt=prompt.prompt,
+        reply = selector_pb2.ProcessPromptResponse(
+            prompt=prompt.prompt_text,
             response=answer.text,
             selected_model=answered.spec.name,
             provider=answered.spec.provider,
@@ -182,29 +210,44 @@ class Engine:
             ),
             request_id=request_id,
         )
+        return Answered(reply, answer.finish_reason)
 
     async def _answer(
-        self, prompt: PromptInput, deadline: float, request_id: str, trace: _Trace
+        self,
+        prompt: PromptInput,
+        deadline: float,
+        request_id: str,
+        trace: _Trace,
+        listener: Listener | None,
     ) -> tuple[Entry, ChatResult]:
         loop = asyncio.get_running_loop()
         catalog = self.catalog
-        pinned = None
-        if prompt.model_name:
-            pinned = catalog.by_name.get(prompt.model_name)
-            if pinned is None:
+        preferred: list[int] = []
+        for name in prompt.model_names:
+            model_id = catalog.by_name.get(name)
+            if model_id is None:
                 raise errors.NotFound(
-                    f"model_name: no model named {errors.echo(prompt.model_name)}; "
-                    "GET /api/v1/models/stats lists the names"
+                    f"{prompt.names_field}: no model named {errors.echo(name)}; "
+                    f"{prompt.names_listed_at} lists the names"
                 )
+            preferred.append(model_id)
         needs = Needs(
             tags=prompt.tags,
             json_mode=prompt.json_mode,
-            prompt_tokens=estimate_tokens(prompt.prompt) + estimate_tokens(prompt.system_prompt),
-            pinned_model_id=pinned,
+            prompt_tokens=conversation_tokens(prompt.messages),
+            preferred=tuple(preferred),
+            only_preferred=prompt.only_named,
         )
         chat = ChatRequest(
-            prompt=prompt.prompt, system_prompt=prompt.system_prompt, json_mode=prompt.json_mode
+            messages=prompt.messages,
+            json_mode=prompt.json_mode,
+            temperature=prompt.temperature,
+            top_p=prompt.top_p,
+            stop=prompt.stop,
         )
+        # A JSON-mode answer is checked whole before any of it may reach the caller.
+        streamed = listener is not None and not prompt.json_mode
+        failed: selector_pb2.AttemptSummary | None = None
         current = self.plan(needs, time.time(), catalog=catalog)
         trace.first_planned = current.order[0].model_id if current.order else None
         trace.pin_note = current.pin_note
@@ -216,19 +259,35 @@ class Engine:
                 if remaining < MIN_ATTEMPT_SECONDS:
                     raise self._deadline_error(trace)
                 entry = catalog.entries[spec.model_id]
-                tokens = needs.prompt_tokens + spec.max_output_tokens
-                if not self.live.acquire(spec.model_id, spec.limits, time.time(), tokens):
+                output = _output_tokens(prompt.max_output_tokens, spec.max_output_tokens)
+                if not self.live.acquire(
+                    spec.model_id, spec.limits, time.time(), needs.prompt_tokens + output
+                ):
                     continue
+                sink = None
+                if listener is not None:
+                    if failed is not None:
+                        await listener.failover(failed, spec.name, spec.provider)
+                    attempts = len(trace.summaries) + 1
+                    sink = Committer(listener, spec.name, spec.provider, attempts)
                 attempted = await self._attempt(
                     entry,
-                    replace(chat, max_output_tokens=spec.max_output_tokens),
+                    replace(chat, max_output_tokens=output),
                     deadline=deadline,
                     request_id=request_id,
                     source=common_pb2.ATTEMPT_SOURCE_USER,
+                    prompt_tokens=needs.prompt_tokens,
+                    sink=sink if streamed else None,
                 )
                 trace.summaries.append(attempted.summary)
                 if attempted.result is not None:
+                    if sink is not None and not sink.committed:
+                        await sink(attempted.result.text)
                     return entry, attempted.result
+                if sink is not None and sink.committed:
+                    spent = deadline - loop.time() < MIN_ATTEMPT_SECONDS
+                    raise cut_off(attempted.summary, sink.text, deadline_spent=spent)
+                failed = attempted.summary
                 if attempted.outcome not in RATE_OUTCOMES:
                     trace.done.add(spec.model_id)
             current = self.plan(needs, time.time(), catalog=catalog)
@@ -293,6 +352,8 @@ class Engine:
                 reason=common_pb2.ERROR_REASON_NO_CREDENTIALS,
             )
         usable = [e.spec for e in active if not e.credentials_error]
+        if needs.only_preferred:
+            usable = [spec for spec in usable if spec.model_id in needs.preferred]
         unsuitable = _unsuitable(usable, needs)
         if unsuitable:
             return errors.InvalidArgument([unsuitable])
@@ -328,14 +389,17 @@ class Engine:
         deadline: float,
         request_id: str,
         source: int,
+        prompt_tokens: int = 0,
+        sink: Committer | None = None,
     ) -> _Attempted:
         """Calls one model once, before `deadline` (event-loop time), and reacts to the outcome:
-        live state, statistics, records.
+        live state, statistics, records. With a `sink` the answer streams into it.
 
         What ends an attempt but is not the model's doing is ABANDONED: recorded, counted in the
         budget, not blamed. The provider client tells a deadline that came before the model's
         timeout, a wait for a free local connection, and a stall of the Selector's own loop; a
-        caller that goes away is told here.
+        caller that goes away is told here. A stream cut off after some text counts the tokens
+        sent so far (estimated, `prompt_tokens` for the prompt) unless the provider said.
         """
         spec = entry.spec
         started_wall = time.time()
@@ -345,21 +409,31 @@ class Engine:
         scope = Scope.MODEL
         try:
             assert entry.target is not None
-            result = await self.providers.complete(
-                entry.target, chat, timeout=spec.timeout_s, deadline=deadline
-            )
+            if sink is None:
+                result = await self.providers.complete(
+                    entry.target, chat, timeout=spec.timeout_s, deadline=deadline
+                )
+            else:
+                result = await self.providers.stream(
+                    entry.target,
+                    chat,
+                    on_text=sink,
+                    first_token_timeout=min(spec.timeout_s, self.first_token_timeout),
+                    idle_timeout=self.stream_idle_timeout,
+                    deadline=deadline,
+                )
             outcome, status, message = common_pb2.OUTCOME_SUCCESS, result.http_status, ""
         except ProviderError as error:
             outcome, status, message = error.outcome, error.http_status, error.message
             retry_after, scope = error.retry_after, error.scope
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, CallerGone):
             self._react(
                 entry,
                 started_wall,
                 started,
                 request_id,
                 source,
-                None,
+                _spent(prompt_tokens, sink),
                 common_pb2.OUTCOME_ABANDONED,
                 0,
                 "abandoned: the caller went away",
@@ -370,13 +444,18 @@ class Engine:
         except Exception:
             log.exception("adapter failed unexpectedly", extra={"model": spec.name})
             outcome, status, message = common_pb2.OUTCOME_TRANSIENT, 0, "unexpected adapter error"
+        usage = (
+            (result.prompt_tokens, result.completion_tokens)
+            if result is not None
+            else _spent(prompt_tokens, sink)
+        )
         latency_ms = self._react(
             entry,
             started_wall,
             started,
             request_id,
             source,
-            result,
+            usage,
             outcome,
             status,
             message,
@@ -400,7 +479,7 @@ class Engine:
         started: float,
         request_id: str,
         source: int,
-        result: ChatResult | None,
+        usage: tuple[int, int],
         outcome: int,
         status: int,
         message: str,
@@ -413,7 +492,7 @@ class Engine:
         """
         spec = entry.spec
         latency_ms = int((time.monotonic() - started) * 1000)
-        tokens = (result.prompt_tokens + result.completion_tokens) if result else 0
+        tokens = sum(usage)
         self.live.on_outcome(
             spec.model_id,
             outcome,
@@ -434,8 +513,8 @@ class Engine:
             http_status=status,
             source=source,  # type: ignore[arg-type]
             request_id=request_id,
-            prompt_tokens=result.prompt_tokens if result else 0,
-            completion_tokens=result.completion_tokens if result else 0,
+            prompt_tokens=usage[0],
+            completion_tokens=usage[1],
             error=message[:500],
         )
         attempt.start_time.FromNanoseconds(int(started_wall * 1e9))
@@ -474,7 +553,7 @@ class Engine:
             record_id=uuid.uuid4().hex,
             user_id=prompt.user_id,
             caller=caller,
-            prompt_text=prompt.prompt,
+            prompt_text=prompt.prompt_text,
             selected_model_id=answered.spec.model_id if answered else 0,
             response_text=answer.text if answer else "",
             response_time_seconds=round(elapsed, 3),
@@ -482,7 +561,7 @@ class Engine:
             error_message="" if answer else (errors_text or code)[:2000],
             attempts=len(trace.summaries),
             fallback_used=bool(answered and answered.spec.model_id != trace.first_planned),
-            requested_model=prompt.model_name,
+            requested_model=", ".join(prompt.model_names)[:NAME_MAX_CHARS],
             status_code=code,
         )
         record.create_time.FromNanoseconds(int(started_wall * 1e9))
@@ -583,8 +662,8 @@ class Engine:
                     row.error = "not probed: the call's deadline left no time for it"
                     return row
                 self.live.acquire_probe(spec.model_id, time.time(), tokens)
-                chat = ChatRequest(
-                    prompt=self.probe_prompt, max_output_tokens=self.probe_max_output_tokens
+                chat = ChatRequest.from_prompt(
+                    self.probe_prompt, max_output_tokens=self.probe_max_output_tokens
                 )
                 attempted = await self._attempt(
                     entry,
@@ -628,6 +707,21 @@ class Engine:
             if spent:
                 return f"not probed: {whose}{spent} budget nearly spent"
         return ""
+
+
+def _output_tokens(asked: int | None, limit: int) -> int:
+    """Output tokens to ask a model for: the client's limit within the model's (0 = default)."""
+    if asked is None:
+        return limit
+    return min(asked, limit) if limit > 0 else asked
+
+
+def _spent(prompt_tokens: int, sink: Committer | None) -> tuple[int, int]:
+    """(prompt, completion) tokens an attempt that ended without a result is counted as: the
+    estimate of what it streamed, nothing when it streamed nothing (as the provider reports)."""
+    if sink is None or not sink.committed:
+        return (0, 0)
+    return (prompt_tokens, estimate_tokens(sink.text))
 
 
 def _nearly_spent(budget: Budget, quota: Quota, tokens: int) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aiselector.v1 import selector_pb2
+from services.selector.providers.messages import Message
 from services.selector.state import Availability, Limits
 from services.selector.stats import ModelWindow
 
@@ -66,7 +67,10 @@ class Needs:
     tags: frozenset[str] = frozenset()
     json_mode: bool = False
     prompt_tokens: int = 0
-    pinned_model_id: int | None = None
+    #: Models to try first, in this order, when they can take the request now.
+    preferred: tuple[int, ...] = ()
+    #: Only the preferred models may answer (an OpenAI `models` list).
+    only_preferred: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,14 @@ class Plan:
 def estimate_tokens(text: str) -> int:
     """A conservative token count for `text` (about three characters per token, rounded up)."""
     return len(text) // 3 + 1
+
+
+def conversation_tokens(messages: Sequence[Message]) -> int:
+    """A conservative token count for a conversation: its system text (even when empty, as a
+    prompt without a system prompt has always been counted) plus each other turn."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    turns = [m.content for m in messages if m.role != "system"]
+    return estimate_tokens(system) + sum(estimate_tokens(text) for text in turns)
 
 
 def score(window: ModelWindow) -> float:
@@ -159,6 +171,8 @@ def gate(candidate: Candidate, needs: Needs) -> Exclusion | None:
         return Exclusion(UNLISTED, spec.unlisted)
     if candidate.credentials_error:
         return Exclusion(NO_CREDENTIALS, candidate.credentials_error)
+    if needs.only_preferred and spec.model_id not in needs.preferred:
+        return Exclusion(UNSUITABLE, "not in the request's list of models")
     missing = needs.tags - spec.tags
     if missing:
         return Exclusion(UNSUITABLE, f"lacks required tags: {', '.join(sorted(missing))}")
@@ -206,7 +220,8 @@ def plan(
     now: float,
     rng: random.Random | None = None,
 ) -> Plan:
-    """Orders the eligible candidates best first; a pinned eligible model goes first.
+    """Orders the eligible candidates best first; preferred eligible models go first, in their
+    order (and alone when `only_preferred`).
 
     Gates run before ranking. Ranking is by `score`, with a random draw of up to NEAR_TIE added to
     each score so that near-equal models share the load instead of one taking every request.
@@ -234,8 +249,8 @@ def plan(
     }
     order = sorted(eligible, key=lambda spec: (-keys[spec.model_id], spec.name))
     pin_note = ""
-    if needs.pinned_model_id is not None:
-        order, pin_note = _apply_pin(order, candidates, excluded, needs.pinned_model_id)
+    if needs.preferred:
+        order, pin_note = _prefer(order, candidates, excluded, needs)
     return Plan(order=order, scores=scores, excluded=excluded, pin_note=pin_note)
 
 
@@ -258,20 +273,27 @@ def stalled(candidate: Candidate, now: float) -> bool:
     return now - since > limit
 
 
-def _apply_pin(
+def _prefer(
     order: list[ModelSpec],
     candidates: Sequence[Candidate],
     excluded: Mapping[int, Exclusion],
-    pinned: int,
+    needs: Needs,
 ) -> tuple[list[ModelSpec], str]:
-    for index, spec in enumerate(order):
-        if spec.model_id == pinned:
-            return [spec, *order[:index], *order[index + 1 :]], ""
+    """The order with the eligible preferred models first, and a note on each that is not."""
+    eligible = {spec.model_id: spec for spec in order}
+    first = [eligible[i] for i in needs.preferred if i in eligible]
+    rest = [spec for spec in order if spec.model_id not in needs.preferred]
     names = {c.spec.model_id: c.spec.name for c in candidates}
-    if pinned not in names:
-        return order, f"model {pinned} is not in the catalog; chosen automatically"
-    exclusion = excluded[pinned]
-    return order, f"{names[pinned]} cannot be used now ({exclusion.reason}); chosen automatically"
+    notes = [
+        f"{names[i]} cannot be used now ({excluded[i].reason})"
+        if i in names
+        else f"model {i} is not in the catalog"
+        for i in needs.preferred
+        if i not in eligible
+    ]
+    if notes and not first and not needs.only_preferred:
+        notes.append("chosen automatically")
+    return [*first, *rest], "; ".join(notes)
 
 
 def earliest_until(excluded: Mapping[int, Exclusion]) -> float | None:

@@ -1,19 +1,33 @@
-"""The Selector gRPC servicer: proto in, engine call, proto out."""
+"""The Selector gRPC servicer: proto (or OpenAI's JSON) in, engine call, proto (or JSON) out."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
 import grpc
+from google.api import httpbody_pb2
 
 from aiselector.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 from services.common import errors
-from services.common.interceptors import metadata_value
+from services.common.interceptors import abort, metadata_value
 from services.common.logging import request_id_var
+from services.selector import openai_reply
+from services.selector.answering import CallerGone
 from services.selector.auth import check_admin
 from services.selector.discovery import Discovery
 from services.selector.engine import Engine
-from services.selector.validation import CLIENT_ID_KEY, validate_model_names, validate_prompt
+from services.selector.faces import JSON, ChatChunks, PromptEvents
+from services.selector.openai_request import parse_request, prompt_input
+from services.selector.validation import (
+    CLIENT_ID_KEY,
+    validate_caller,
+    validate_model_names,
+    validate_prompt,
+)
+
+log = logging.getLogger(__name__)
 
 # Time kept back from the client's deadline so the reply (or error) still reaches it, in seconds.
 REPLY_MARGIN_SECONDS = 0.25
@@ -72,6 +86,69 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
             caller=caller,
         )
 
+    async def StreamPrompt(
+        self, request: selector_pb2.ProcessPromptRequest, context: grpc.aio.ServicerContext
+    ) -> None:
+        self._require_ready()
+        caller = metadata_value(context, CLIENT_ID_KEY)
+        prompt = validate_prompt(request, self._engine.catalog.known_tags, caller)
+        events = PromptEvents(context)
+        try:
+            answered = await self._engine.answer(
+                prompt,
+                deadline=self._deadline(context),
+                request_id=request_id_var.get(),
+                caller=caller,
+                listener=events,
+            )
+        except CallerGone:
+            return
+        except errors.ServiceError as error:
+            await events.fail(error)
+            raise
+        except Exception:
+            await events.fail(None)
+            raise
+        await events.finish(answered)
+
+    async def ChatCompletions(
+        self, request: httpbody_pb2.HttpBody, context: grpc.aio.ServicerContext
+    ) -> None:
+        chunks = ChatChunks(context, request_id_var.get(), int(time.time()))
+        try:
+            self._require_ready()
+            caller = metadata_value(context, CLIENT_ID_KEY)
+            validate_caller(caller)
+            completion = parse_request(request.data)
+            chunks.configure(completion)
+            answered = await self._engine.answer(
+                prompt_input(completion),
+                deadline=self._deadline(context),
+                request_id=request_id_var.get(),
+                caller=caller,
+                listener=chunks if completion.stream else None,
+            )
+            await chunks.finish(answered)
+        except CallerGone:
+            return
+        except errors.ServiceError as error:
+            await chunks.fail(error)
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("unexpected error", extra={"method": "ChatCompletions"})
+            await chunks.fail(_internal_error())
+
+    async def ListOpenAIModels(
+        self, request: selector_pb2.ListOpenAIModelsRequest, context: grpc.aio.ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        try:
+            self._require_ready()
+        except errors.ServiceError as error:
+            await abort(context, error, openai_reply.error_trailers(error))
+        models = (entry.model for entry in self._engine.catalog.entries.values())
+        return httpbody_pb2.HttpBody(content_type=JSON, data=openai_reply.models_body(models))
+
     async def GetModelStats(
         self, request: selector_pb2.GetModelStatsRequest, context: grpc.aio.ServicerContext
     ) -> selector_pb2.GetModelStatsResponse:
@@ -104,3 +181,8 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
             else min(MAX_DEADLINE_SECONDS, remaining - REPLY_MARGIN_SECONDS)
         )
         return asyncio.get_running_loop().time() + budget
+
+
+def _internal_error() -> errors.ServiceError:
+    """What a client sees of an unexpected exception: nothing of it (the log has it)."""
+    return errors.ServiceError(errors.internal_status().message)

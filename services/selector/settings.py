@@ -57,6 +57,12 @@ class SelectorSettings(ServiceSettings):
     budget_minute_seconds: float = 60.0
     # Longest provider Retry-After worth waiting for when no other model is eligible, in seconds.
     max_retry_wait_seconds: float = 5.0
+    # A streamed answer's first token (answer or reasoning) must come this soon after the
+    # connection is ours (at most the model's own timeout), in seconds; else the next model.
+    stream_first_token_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Longest silence between two events of a streamed answer, in seconds: before the first text
+    # the next model is tried, after it the stream ends with an error.
+    stream_idle_timeout_seconds: float = Field(default=10.0, gt=0)
     # Connections open to providers at most, over all providers. A request waiting for a free one
     # is not blamed on the model (its timeout starts once it has one), so this only guards the
     # process's file descriptors (a common soft limit is 1024); free tiers allow far fewer

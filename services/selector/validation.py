@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from aiselector.v1 import selector_pb2
 from services.common import errors
+from services.selector.providers.messages import Message, prompt_messages
 
 PROMPT_MAX_CHARS = 10_000
 SYSTEM_PROMPT_MAX_CHARS = 5_000
@@ -26,14 +27,29 @@ Violations = list[tuple[str, str]]
 
 @dataclass(frozen=True)
 class PromptInput:
-    """A validated prompt request."""
+    """A validated request to answer: a conversation and what its answer must be."""
 
-    prompt: str
-    system_prompt: str
-    json_mode: bool
-    tags: frozenset[str]
-    model_name: str
-    user_id: str
+    messages: tuple[Message, ...]
+    json_mode: bool = False
+    tags: frozenset[str] = frozenset()
+    #: Catalog names to try first, in this order.
+    model_names: tuple[str, ...] = ()
+    #: Only `model_names` may answer.
+    only_named: bool = False
+    user_id: str = ""
+    #: The client's output-token limit (the model's own applies when lower or unset).
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    #: The request field holding model names, and where the names are listed, for a 404.
+    names_field: str = "model_name"
+    names_listed_at: str = "GET /api/v1/models/stats"
+
+    @property
+    def prompt_text(self) -> str:
+        """The prompt as the history and a reply echo it: the last user message."""
+        return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
 
 
 def is_blank(text: str) -> bool:
@@ -95,13 +111,19 @@ def validate_prompt(
     if violations:
         raise errors.InvalidArgument(violations)
     return PromptInput(
-        prompt=request.prompt,
-        system_prompt=request.system_prompt,
+        messages=prompt_messages(request.prompt, request.system_prompt),
         json_mode=format_type == "json_object",
         tags=frozenset(request.tags),
-        model_name=request.model_name,
+        model_names=(request.model_name,) if request.model_name else (),
         user_id=request.user_id,
     )
+
+
+def validate_caller(caller: str) -> None:
+    """Raises InvalidArgument when the `x-client-id` value cannot be stored with the history."""
+    violations = _text(CLIENT_ID_KEY, caller, NAME_MAX_CHARS)
+    if violations:
+        raise errors.InvalidArgument(violations)
 
 
 def validate_model_names(names: Sequence[str], catalog_size: int) -> list[str]:

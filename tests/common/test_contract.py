@@ -12,10 +12,20 @@ ROOT = Path(__file__).resolve().parents[2]
 DESCRIPTOR_SET = ROOT / "build" / "aiselector.pb"
 
 
+# Deliberate exceptions to "each RPC has its own `<Method>Request` and `<Method>Response`", each
+# marked `buf:lint:ignore` in selector.proto: OpenAI's raw bodies, and StreamPrompt taking
+# ProcessPrompt's request.
+HTTP_BODY = ".google.api.HttpBody"
+SHARED_REQUESTS = {"StreamPrompt": "ProcessPromptRequest"}
+
+
+def _ours(fds: descriptor_pb2.FileDescriptorSet) -> list[descriptor_pb2.FileDescriptorProto]:
+    return [f for f in fds.file if f.package == "aiselector.v1"]
+
+
 @pytest.fixture(scope="module")
 def files() -> list[descriptor_pb2.FileDescriptorProto]:
-    fds = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes())
-    return [f for f in fds.file if f.package == "aiselector.v1"]
+    return _ours(descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes()))
 
 
 def _services(files: list[descriptor_pb2.FileDescriptorProto]):
@@ -36,10 +46,31 @@ def test_descriptor_maps_exactly_the_public_endpoints(files):
                 mapped[(verb.upper(), getattr(rule, verb))] = f"{service.name}/{method.name}"
     assert mapped == {
         ("POST", "/api/v1/prompts/process"): "Selector/ProcessPrompt",
+        ("POST", "/api/v1/prompts/stream"): "Selector/StreamPrompt",
         ("GET", "/api/v1/models/stats"): "Selector/GetModelStats",
         ("POST", "/api/v1/providers/test"): "Selector/TestProviders",
         ("POST", "/api/v1/models/discover"): "Selector/DiscoverModels",
+        ("POST", "/v1/chat/completions"): "Selector/ChatCompletions",
+        ("GET", "/v1/models"): "Selector/ListOpenAIModels",
     }
+
+
+def test_streaming_methods_and_raw_bodies_are_declared_for_the_transcoder():
+    fds = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR_SET.read_bytes())
+    assert "google/api/httpbody.proto" in {f.name for f in fds.file}
+    selector = next(s for _, s in _services(_ours(fds)) if s.name == "Selector")
+    shapes = {
+        m.name: (m.input_type, m.output_type, m.client_streaming, m.server_streaming)
+        for m in selector.method
+    }
+    assert shapes["ChatCompletions"] == (HTTP_BODY, HTTP_BODY, False, True)
+    assert shapes["ListOpenAIModels"][1:] == (HTTP_BODY, False, False)
+    assert shapes["StreamPrompt"] == (
+        ".aiselector.v1.ProcessPromptRequest",
+        ".aiselector.v1.StreamPromptResponse",
+        False,
+        True,
+    )
 
 
 def test_model_store_has_no_http_mapping(files):
@@ -52,13 +83,17 @@ def test_every_rpc_has_its_own_request_and_response(files):
     seen: set[str] = set()
     for _, service in _services(files):
         for method in service.method:
-            request = method.input_type.rsplit(".", 1)[-1]
-            response = method.output_type.rsplit(".", 1)[-1]
-            assert request == f"{method.name}Request"
-            assert response == f"{method.name}Response"
-            assert request not in seen
-            assert response not in seen
-            seen |= {request, response}
+            if method.input_type != HTTP_BODY:
+                request = method.input_type.rsplit(".", 1)[-1]
+                assert request == SHARED_REQUESTS.get(method.name, f"{method.name}Request")
+                if method.name not in SHARED_REQUESTS:
+                    assert request not in seen
+                    seen.add(request)
+            if method.output_type != HTTP_BODY:
+                response = method.output_type.rsplit(".", 1)[-1]
+                assert response == f"{method.name}Response"
+                assert response not in seen
+                seen.add(response)
 
 
 def _all_enums(files):

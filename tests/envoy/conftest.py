@@ -22,9 +22,10 @@ from tests.envoy.harness import (
     start_envoy,
     stop_envoy,
 )
+from tests.envoy.sdk import sdk
 from tests.stacks import Stack, make_stack
 
-__all__ = ["make_stack"]
+__all__ = ["make_stack", "sdk"]
 
 Front = Callable[..., Awaitable[tuple[Stack, RunningEnvoy, httpx.AsyncClient]]]
 
@@ -83,8 +84,7 @@ async def front(make_stack, tmp_path: Path) -> AsyncIterator[Front]:
             selector_address=stack.selector.address,
             listen_port=0,
             admin_port=0,
-            request_deadline_seconds=10,
-            **(envoy or {}),
+            **{"request_deadline_seconds": 10, **(envoy or {})},
         )
         running = start_envoy(config, tmp_path / f"envoy-{len(envoys)}")
         envoys.append(running)

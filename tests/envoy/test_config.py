@@ -130,11 +130,67 @@ def test_timeouts_cut_silent_and_slow_clients_but_not_long_answers():
 
 
 def test_envoys_own_503s_carry_retry_after():
-    [mapper] = connection_manager(rendered())["local_reply_config"]["mappers"]
+    mappers = connection_manager(rendered())["local_reply_config"]["mappers"]
+    unavailable = [m for m in mappers if _statuses(m) == [("EQ", 503)]]
 
-    assert mapper["filter"]["status_code_filter"]["comparison"]["value"]["default_value"] == 503
-    [header] = mapper["headers_to_add"]
-    assert header["header"] == {"key": "retry-after", "value": "5"}
+    assert len(unavailable) == 2  # OpenAI's shape on /v1/, the JSON API's elsewhere
+    for mapper in unavailable:
+        [header] = mapper["headers_to_add"]
+        assert header["header"] == {"key": "retry-after", "value": "5"}
+
+
+def _statuses(mapper: dict) -> list[tuple[str, int]]:
+    """The (op, status) comparisons a local-reply mapper's filter makes."""
+    found = []
+    pending = [mapper["filter"]]
+    while pending:
+        node = pending.pop()
+        if "status_code_filter" in node:
+            comparison = node["status_code_filter"]["comparison"]
+            found.append((comparison["op"], comparison["value"]["default_value"]))
+        for group in ("and_filter", "or_filter"):
+            pending += node.get(group, {}).get("filters", [])
+    return found
+
+
+def test_envoys_own_errors_on_the_openai_routes_have_openais_shape():
+    mappers = connection_manager(rendered())["local_reply_config"]["mappers"]
+    openai = [m for m in mappers if "body_format_override" in m]
+
+    types = {
+        _statuses(m)[0]: m["body_format_override"]["json_format"]["error"]["type"] for m in openai
+    }
+    assert types == {
+        ("EQ", 503): "server_error",
+        ("EQ", 404): "not_found_error",
+        ("GE", 500): "server_error",
+        ("GE", 400): "invalid_request_error",
+    }
+    # First match wins: the exact statuses come before the ranges.
+    order = [_statuses(m)[0] for m in openai]
+    assert order.index(("GE", 500)) > order.index(("EQ", 503))
+    assert order.index(("GE", 400)) > order.index(("GE", 500))
+    for mapper in openai:
+        paths = mapper["filter"]["and_filter"]["filters"][0]["or_filter"]["filters"]
+        names = {p["header_filter"]["header"]["name"] for p in paths}
+        assert names == {":path", "x-envoy-original-path"}
+
+
+def test_the_lua_filter_rewrites_openai_errors_before_the_transcoder_sees_the_reply():
+    names = list(filters(rendered()))
+
+    assert names.index("envoy.filters.http.lua") < names.index(
+        "envoy.filters.http.grpc_json_transcoder"
+    )
+    lua = filters(rendered())["envoy.filters.http.lua"]["default_source_code"]["inline_string"]
+    assert "x-openai-error-body" in lua
+    assert ':status") ~= "200"' in lua
+
+
+def test_a_server_stream_is_server_sent_events():
+    transcoder = filters(rendered())["envoy.filters.http.grpc_json_transcoder"]
+
+    assert transcoder["print_options"]["stream_sse_style_delimited"] is True
 
 
 def test_an_oversized_upstream_header_cannot_reset_the_shared_connection_below_256_kib():

@@ -24,7 +24,7 @@ pb = common_pb2
 async def test_normal_answer_with_usage_and_key_sent_in_a_header(sim, client, target, wire):
     script(sim, wire, api_key=target(wire).api_key)  # any other key would get a 401
 
-    result = await client.complete(target(wire), ChatRequest(prompt="Hi"), timeout=5)
+    result = await client.complete(target(wire), ChatRequest.from_prompt("Hi"), timeout=5)
 
     assert result.text.startswith("[simulated]")
     assert result.http_status == 200
@@ -41,7 +41,7 @@ async def test_a_long_answer_is_read_to_its_last_byte(sim, client, target, wire)
     long_text = "word " * 200_000 + "THE END"
     script(sim, wire, text=long_text)
 
-    result = await client.complete(target(wire), ChatRequest(prompt="Hi"), timeout=10)
+    result = await client.complete(target(wire), ChatRequest.from_prompt("Hi"), timeout=10)
 
     assert result.text.endswith("THE END")
     assert len(result.text) > 1_000_000
@@ -49,7 +49,9 @@ async def test_a_long_answer_is_read_to_its_last_byte(sim, client, target, wire)
 
 @pytest.mark.parametrize("wire", WIRES)
 async def test_system_prompt_and_output_limit_reach_the_provider(sim, client, target, wire):
-    request = ChatRequest(prompt="Hi", system_prompt="Answer like a pirate.", max_output_tokens=300)
+    request = ChatRequest.from_prompt(
+        "Hi", system_prompt="Answer like a pirate.", max_output_tokens=300
+    )
 
     await client.complete(target(wire), request, timeout=5)
 
@@ -63,7 +65,7 @@ async def test_system_prompt_and_output_limit_reach_the_provider(sim, client, ta
 @pytest.mark.parametrize("wire", WIRES)
 async def test_json_mode_asks_on_the_wire_and_returns_a_json_object(sim, client, target, wire):
     result = await client.complete(
-        target(wire), ChatRequest(prompt="Give me JSON", json_mode=True), timeout=5
+        target(wire), ChatRequest.from_prompt("Give me JSON", json_mode=True), timeout=5
     )
 
     assert json.loads(result.text)["simulated"] is True
@@ -79,14 +81,16 @@ async def test_huggingface_json_mode_relies_on_the_prompt_and_is_still_validated
     hf = target(wire, json_response_format=False)
 
     result = await client.complete(
-        hf, ChatRequest(prompt="Give me JSON", json_mode=True), timeout=5
+        hf, ChatRequest.from_prompt("Give me JSON", json_mode=True), timeout=5
     )
     assert json.loads(result.text)["model"] == "m"
     assert sim.log()[0]["response_format"] is False
 
     script(sim, wire, behaviour="invalid_json")
     with pytest.raises(ProviderError) as caught:
-        await client.complete(hf, ChatRequest(prompt="Give me JSON", json_mode=True), timeout=5)
+        await client.complete(
+            hf, ChatRequest.from_prompt("Give me JSON", json_mode=True), timeout=5
+        )
     assert caught.value.outcome == pb.OUTCOME_WRONG_FORMAT
     assert "not a JSON object" in caught.value.message
 
@@ -105,7 +109,7 @@ async def test_json_mode_prose_is_the_wrong_format_but_nothing_at_all_is_a_bad_a
     script(sim, wire, behaviour=behaviour)
 
     with pytest.raises(ProviderError) as caught:
-        await client.complete(target(wire), ChatRequest(prompt="x", json_mode=True), timeout=5)
+        await client.complete(target(wire), ChatRequest.from_prompt("x", json_mode=True), timeout=5)
 
     assert (caught.value.outcome, caught.value.http_status) == (outcome, 200)
     assert words in caught.value.message
@@ -118,7 +122,7 @@ async def test_reasoning_is_never_the_answer(sim, client, target, wire, behaviou
     thinker = target(wire, reasoning=True)
 
     result = await client.complete(
-        thinker, ChatRequest(prompt="x", max_output_tokens=256), timeout=5
+        thinker, ChatRequest.from_prompt("x", max_output_tokens=256), timeout=5
     )
 
     assert result.text.startswith("[simulated]")
@@ -134,7 +138,7 @@ async def test_reasoning_only_reply_cut_at_length_is_a_bad_answer(sim, client, t
     script(sim, wire, behaviour="reasoning_only", reasoning="SECRET-CHAIN-OF-THOUGHT")
 
     with pytest.raises(ProviderError) as caught:
-        await client.complete(target(wire, reasoning=True), ChatRequest(prompt="x"), timeout=5)
+        await client.complete(target(wire, reasoning=True), ChatRequest.from_prompt("x"), timeout=5)
 
     assert caught.value.outcome == pb.OUTCOME_BAD_ANSWER
     assert "reasoning only" in caught.value.message
@@ -167,7 +171,7 @@ async def test_each_failure_is_classified_with_its_status(
     script(sim, wire, behaviour=behaviour)
 
     with pytest.raises(ProviderError) as caught:
-        await client.complete(target(wire), ChatRequest(prompt="x"), timeout=5)
+        await client.complete(target(wire), ChatRequest.from_prompt("x"), timeout=5)
 
     error = caught.value
     assert (error.outcome_name, error.http_status) == (pb.Outcome.Name(outcome), status)
@@ -180,7 +184,7 @@ async def test_content_filter_is_a_bad_request_for_this_prompt(sim, client, targ
     script(sim, wire, behaviour="content_filter")
 
     with pytest.raises(ProviderError) as caught:
-        await client.complete(target(wire), ChatRequest(prompt="x"), timeout=5)
+        await client.complete(target(wire), ChatRequest.from_prompt("x"), timeout=5)
 
     assert caught.value.outcome == pb.OUTCOME_BAD_REQUEST
     assert "filter" in caught.value.message or "SAFETY" in caught.value.message
@@ -192,7 +196,7 @@ async def test_the_timeout_bounds_the_whole_attempt(sim, client, target, wire):
     started = time.monotonic()
 
     with pytest.raises(ProviderError) as caught:
-        await client.complete(target(wire), ChatRequest(prompt="x"), timeout=0.3)
+        await client.complete(target(wire), ChatRequest.from_prompt("x"), timeout=0.3)
 
     assert caught.value.outcome == pb.OUTCOME_TIMEOUT
     assert caught.value.http_status == 0
@@ -206,8 +210,10 @@ async def test_slow_provider_times_out_and_a_fast_one_answers_on_the_same_client
     sim.set_scripts({"scripts": {"groq/slow": {"latency": 3}, "groq/fast": {"latency": 0}}})
 
     with pytest.raises(ProviderError) as caught:
-        await client.complete(target(wire, model="slow"), ChatRequest(prompt="x"), timeout=0.3)
-    result = await client.complete(target(wire, model="fast"), ChatRequest(prompt="x"), timeout=5)
+        await client.complete(target(wire, model="slow"), ChatRequest.from_prompt("x"), timeout=0.3)
+    result = await client.complete(
+        target(wire, model="fast"), ChatRequest.from_prompt("x"), timeout=5
+    )
 
     assert caught.value.outcome == pb.OUTCOME_TIMEOUT
     assert result.text.startswith("[simulated]")
@@ -223,7 +229,7 @@ async def test_connection_refused_is_transient(target):
         with pytest.raises(ProviderError) as caught:
             await provider_client.complete(
                 target(wire, base_url=f"http://127.0.0.1:{port}/groq/v1"),
-                ChatRequest(prompt="x"),
+                ChatRequest.from_prompt("x"),
                 timeout=5,
             )
     finally:
@@ -235,7 +241,7 @@ async def test_connection_refused_is_transient(target):
 async def test_unknown_api_format_is_permanent(client, target):
     with pytest.raises(ProviderError) as caught:
         await client.complete(
-            target(("groq", pb.API_FORMAT_UNSPECIFIED)), ChatRequest(prompt="x"), timeout=5
+            target(("groq", pb.API_FORMAT_UNSPECIFIED)), ChatRequest.from_prompt("x"), timeout=5
         )
 
     assert caught.value.outcome == pb.OUTCOME_PERMANENT

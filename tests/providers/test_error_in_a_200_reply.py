@@ -70,7 +70,7 @@ async def test_the_daily_cap_in_a_200_reply_cools_the_account_until_utc_midnight
     server.body = body
 
     with pytest.raises(ProviderError) as caught:
-        await client.complete(_openrouter(base_url), ChatRequest(prompt="Hi"), timeout=5)
+        await client.complete(_openrouter(base_url), ChatRequest.from_prompt("Hi"), timeout=5)
 
     error = caught.value
     assert (error.outcome, error.scope) == (common_pb2.OUTCOME_QUOTA_EXHAUSTED, Scope.ACCOUNT)
@@ -90,6 +90,6 @@ async def test_a_normal_200_answer_is_still_an_answer(replies, client) -> None:
         "error": None,
     }
 
-    result = await client.complete(_openrouter(base_url), ChatRequest(prompt="Hi"), timeout=5)
+    result = await client.complete(_openrouter(base_url), ChatRequest.from_prompt("Hi"), timeout=5)
 
     assert result.text == "Hello"

@@ -52,7 +52,7 @@ def _replay(fixture: dict[str, Any], target: Target) -> ProviderError | None:
         return error
     wire = GeminiFormat() if target.api_format == pb.API_FORMAT_GEMINI else OpenAIFormat()
     try:
-        wire.parse(target, ChatRequest(prompt="x"), fixture["body"])
+        wire.parse(target, ChatRequest.from_prompt("x"), fixture["body"])
     except ProviderError as parse_error:
         return parse_error
     return None

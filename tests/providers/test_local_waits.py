@@ -33,12 +33,14 @@ def _scripts(sim, **models: dict) -> None:
 async def test_the_timeout_starts_once_a_connection_is_free(sim, one_connection, target):
     _scripts(sim, m={"latency": 0.4})
     first = asyncio.create_task(
-        one_connection.complete(target(OPENAI), ChatRequest("a"), timeout=5)
+        one_connection.complete(target(OPENAI), ChatRequest.from_prompt("a"), timeout=5)
     )
     await asyncio.sleep(0.05)
     # Waits about 0.4 s for the only connection, then gets its answer 0.4 s later: 0.8 s in all,
     # more than its 0.6 s timeout, but the provider took only 0.4 s of it.
-    result = await one_connection.complete(target(OPENAI), ChatRequest("b"), timeout=0.6)
+    result = await one_connection.complete(
+        target(OPENAI), ChatRequest.from_prompt("b"), timeout=0.6
+    )
     assert result.text.startswith("[simulated]")
     await first
 
@@ -46,13 +48,13 @@ async def test_the_timeout_starts_once_a_connection_is_free(sim, one_connection,
 async def test_no_free_connection_before_the_deadline_is_abandoned(sim, one_connection, target):
     _scripts(sim, m={"behaviour": "silence"})
     holder = asyncio.create_task(
-        one_connection.complete(target(OPENAI), ChatRequest("a"), timeout=5)
+        one_connection.complete(target(OPENAI), ChatRequest.from_prompt("a"), timeout=5)
     )
     await asyncio.sleep(0.05)
     deadline = asyncio.get_running_loop().time() + 0.3
     with pytest.raises(ProviderError) as caught:
         await one_connection.complete(
-            target(OPENAI), ChatRequest("b"), timeout=5, deadline=deadline
+            target(OPENAI), ChatRequest.from_prompt("b"), timeout=5, deadline=deadline
         )
     assert caught.value.outcome == pb.OUTCOME_ABANDONED
     assert "free local connection" in caught.value.message
@@ -66,17 +68,23 @@ async def test_a_deadline_before_the_models_timeout_is_abandoned(sim, client, ta
     _scripts(sim, m={"behaviour": "silence"})
     deadline = asyncio.get_running_loop().time() + 0.3
     with pytest.raises(ProviderError) as caught:
-        await client.complete(target(OPENAI), ChatRequest("x"), timeout=5, deadline=deadline)
+        await client.complete(
+            target(OPENAI), ChatRequest.from_prompt("x"), timeout=5, deadline=deadline
+        )
     assert caught.value.outcome == pb.OUTCOME_ABANDONED
     assert "deadline ran out" in caught.value.message
 
 
 async def test_a_reused_connection_still_times_out(sim, one_connection, target):
     _scripts(sim, fast={}, silent={"behaviour": "silence"})
-    await one_connection.complete(target(OPENAI, model="fast"), ChatRequest("x"), timeout=5)
+    await one_connection.complete(
+        target(OPENAI, model="fast"), ChatRequest.from_prompt("x"), timeout=5
+    )
     started = time.monotonic()
     with pytest.raises(ProviderError) as caught:
-        await one_connection.complete(target(OPENAI, model="silent"), ChatRequest("x"), timeout=0.3)
+        await one_connection.complete(
+            target(OPENAI, model="silent"), ChatRequest.from_prompt("x"), timeout=0.3
+        )
     assert caught.value.outcome == pb.OUTCOME_TIMEOUT
     assert time.monotonic() - started < 2.0
 
@@ -85,7 +93,7 @@ async def test_a_stall_when_the_time_runs_out_is_abandoned(sim, client, target):
     _scripts(sim, m={"behaviour": "silence"})
     asyncio.get_running_loop().call_later(0.2, time.sleep, 1.8)  # the whole process stands still
     with pytest.raises(ProviderError) as caught:
-        await client.complete(target(OPENAI), ChatRequest("x"), timeout=1.5)
+        await client.complete(target(OPENAI), ChatRequest.from_prompt("x"), timeout=1.5)
     assert caught.value.outcome == pb.OUTCOME_ABANDONED
     assert "selector was stalled" in caught.value.message
 
@@ -95,8 +103,10 @@ async def test_a_stall_that_ended_before_the_time_ran_out_excuses_nothing(sim, c
     loop = asyncio.get_running_loop()
     loop.call_later(0.1, time.sleep, 1.2)
     # The answer that came during the stall is read after it, in time.
-    answer = client.complete(target(OPENAI, model="slow"), ChatRequest("x"), timeout=2)
-    silent = client.complete(target(OPENAI, model="silent"), ChatRequest("x"), timeout=2)
+    answer = client.complete(target(OPENAI, model="slow"), ChatRequest.from_prompt("x"), timeout=2)
+    silent = client.complete(
+        target(OPENAI, model="silent"), ChatRequest.from_prompt("x"), timeout=2
+    )
     result, timeout = await asyncio.gather(answer, silent, return_exceptions=True)
     assert not isinstance(result, BaseException)
     assert result.text.startswith("[simulated]")

@@ -100,7 +100,9 @@ async def test_a_new_openai_compatible_provider_needs_only_a_catalog_entry(sim, 
     )
     environ = {"ACME_API_KEY": "acme-key-123", "ACME_BASE_URL": sim.base_url("acme")}
 
-    result = await client.complete(resolve_target(model, environ), ChatRequest("Hi"), timeout=5)
+    result = await client.complete(
+        resolve_target(model, environ), ChatRequest.from_prompt("Hi"), timeout=5
+    )
 
     assert result.text.startswith("[simulated] acme/tiny-1")
     assert [(e["provider"], e["model"]) for e in sim.log()] == [("acme", "tiny-1")]
@@ -120,7 +122,9 @@ async def test_cloudflare_account_url_reaches_the_account_path(sim, client):
         "CLOUDFLARE_BASE_URL": f"{sim.url}/client/v4/accounts/{{CLOUDFLARE_ACCOUNT_ID}}/ai/v1",
     }
 
-    result = await client.complete(resolve_target(model, environ), ChatRequest("Hi"), timeout=5)
+    result = await client.complete(
+        resolve_target(model, environ), ChatRequest.from_prompt("Hi"), timeout=5
+    )
 
     assert result.text.startswith("[simulated]")
     [entry] = sim.log()

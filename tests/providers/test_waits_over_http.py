@@ -20,7 +20,7 @@ OTHER = ("alpha", pb.API_FORMAT_OPENAI)
 
 async def _failure(client, target, wire) -> ProviderError:
     with pytest.raises(ProviderError) as caught:
-        await client.complete(target(wire), ChatRequest(prompt="x"), timeout=5)
+        await client.complete(target(wire), ChatRequest.from_prompt("x"), timeout=5)
     return caught.value
 
 
@@ -127,7 +127,7 @@ async def test_daily_quota_without_a_wait_lasts_until_the_daily_reset(
 async def test_spent_per_day_quota_is_told_apart_from_per_minute(sim, client, target):
     script(sim, GROQ, quota={"per_minute": 5, "per_day": 1, "day_seconds": 7200})
 
-    await client.complete(target(GROQ), ChatRequest(prompt="x"), timeout=5)
+    await client.complete(target(GROQ), ChatRequest.from_prompt("x"), timeout=5)
     error = await _failure(client, target, GROQ)
 
     assert error.outcome == pb.OUTCOME_QUOTA_EXHAUSTED

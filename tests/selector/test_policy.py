@@ -202,7 +202,7 @@ def test_near_ties_share_the_load_and_clear_leaders_do_not() -> None:
 
 def test_an_eligible_pin_goes_first() -> None:
     candidates = [candidate(1, proven(100)), candidate(2, proven(1, 3, 9.0))]
-    result = plan(candidates, Needs(pinned_model_id=2), NOW)
+    result = plan(candidates, Needs(preferred=(2,)), NOW)
     assert [s.model_id for s in result.order] == [2, 1]
     assert result.pin_note == ""
 
@@ -210,12 +210,37 @@ def test_an_eligible_pin_goes_first() -> None:
 def test_an_ineligible_pin_says_why_and_automatic_choice_answers() -> None:
     cooling = Availability(selector_pb2.MODEL_STATE_COOLING_DOWN, "rate limited by provider")
     candidates = [candidate(1, proven(100)), candidate(2, availability=cooling)]
-    result = plan(candidates, Needs(pinned_model_id=2), NOW)
+    result = plan(candidates, Needs(preferred=(2,)), NOW)
     assert [s.model_id for s in result.order] == [1]
     assert "p2/m2" in result.pin_note
     assert "rate limited by provider" in result.pin_note
-    unknown = plan(candidates, Needs(pinned_model_id=99), NOW)
+    unknown = plan(candidates, Needs(preferred=(99,)), NOW)
     assert "99" in unknown.pin_note
+
+
+def test_preferred_models_go_first_in_their_order_and_alone_when_only_they_may_answer() -> None:
+    candidates = [candidate(i, proven(100, 0, latency_s=i)) for i in (1, 2, 3, 4)]
+
+    preferred = plan(candidates, Needs(preferred=(4, 2)), NOW)
+    only = plan(candidates, Needs(preferred=(4, 2), only_preferred=True), NOW)
+
+    assert [s.model_id for s in preferred.order] == [4, 2, 1, 3]
+    assert [s.model_id for s in only.order] == [4, 2]
+    assert only.excluded[1].reason == "not in the request's list of models"
+    assert (preferred.pin_note, only.pin_note) == ("", "")
+
+
+def test_a_preferred_model_that_cannot_answer_now_is_noted_and_the_next_one_tried() -> None:
+    cooling = Availability(selector_pb2.MODEL_STATE_COOLING_DOWN, "rate limited by provider")
+    candidates = [candidate(1, proven(100)), candidate(2, availability=cooling), candidate(3)]
+
+    result = plan(candidates, Needs(preferred=(2, 3), only_preferred=True), NOW)
+
+    assert [s.model_id for s in result.order] == [3]
+    assert result.pin_note == "p2/m2 cannot be used now (rate limited by provider)"
+    nothing = plan(candidates, Needs(preferred=(2,), only_preferred=True), NOW)
+    assert nothing.order == []
+    assert "chosen automatically" not in nothing.pin_note
 
 
 def test_estimate_tokens_is_conservative() -> None:

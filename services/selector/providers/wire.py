@@ -9,13 +9,15 @@ from aiselector.v1 import common_pb2
 from services.selector.providers.answer import clean_text, json_answer
 from services.selector.providers.classify import scrub
 from services.selector.providers.errors import ProviderError
-from services.selector.providers.messages import ChatRequest, ChatResult
+from services.selector.providers.messages import ChatRequest, ChatResult, Message
 from services.selector.providers.target import Target
 
 # Reasoning models get at least this many output tokens, so reasoning cannot eat the whole answer.
 REASONING_MIN_OUTPUT_TOKENS = 2048
 DEFAULT_OUTPUT_TOKENS = 1024
 JSON_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
+# Finish reasons (OpenAI's, Gemini's) that say the output-token limit cut the answer.
+_LENGTH_FINISHES = frozenset({"length", "MAX_TOKENS"})
 
 
 @dataclass(frozen=True)
@@ -27,15 +29,36 @@ class HttpCall:
     headers: dict[str, str] = field(default_factory=dict, repr=False)
 
 
-class WireFormat(Protocol):
-    """One adapter per wire format: builds the request and reads a successful reply."""
+@dataclass
+class StreamState:
+    """What a streamed reply has said so far besides its answer text."""
 
-    def build(self, target: Target, request: ChatRequest) -> HttpCall:
-        """The HTTP call asking `target` to answer `request`."""
+    #: Reasoning came apart from the content (a reasoning field, thought parts).
+    had_reasoning: bool = False
+    #: The provider's finish reason, in its own words; empty until one came.
+    finish_reason: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class WireFormat(Protocol):
+    """One adapter per wire format: builds the request and reads a successful reply, whole or
+    streamed (errors are read by the shared rules in `classify.py`)."""
+
+    #: Whether a reasoning model may put its reasoning in the answer text without an opening tag.
+    untagged_reasoning: bool
+
+    def build(self, target: Target, request: ChatRequest, *, stream: bool = False) -> HttpCall:
+        """The HTTP call asking `target` to answer `request`, streamed when `stream`."""
         ...
 
     def parse(self, target: Target, request: ChatRequest, body: Any) -> ChatResult:
         """The answer in a 2xx reply body; raises ProviderError when it is not usable."""
+        ...
+
+    def read_event(self, target: Target, event: Any, state: StreamState) -> str:
+        """The raw answer text in one stream event (reasoning fields left out), noting the rest
+        in `state`; raises ProviderError when the event ends the answer as a failure."""
         ...
 
 
@@ -50,11 +73,29 @@ def output_limit(asked: int, *, reasoning: bool) -> int:
     return max(tokens, REASONING_MIN_OUTPUT_TOKENS) if reasoning else tokens
 
 
-def system_text(request: ChatRequest) -> str:
-    """The system prompt, with the JSON instruction appended in JSON mode."""
+def sampling(request: ChatRequest, *, top_p: str, stop: str) -> dict[str, Any]:
+    """The sampling options `request` asks for, under the wire format's names for top-p and stop
+    sequences (`temperature` is called so everywhere)."""
+    options: dict[str, Any] = {}
+    if request.temperature is not None:
+        options["temperature"] = request.temperature
+    if request.top_p is not None:
+        options[top_p] = request.top_p
+    if request.stop:
+        options[stop] = list(request.stop)
+    return options
+
+
+def conversation(request: ChatRequest) -> tuple[Message, ...]:
+    """The messages to send: in JSON mode the JSON instruction ends the first system message
+    (one is put first when there is none)."""
+    messages = request.messages
     if not request.json_mode:
-        return request.system_prompt
-    return f"{request.system_prompt}\n\n{JSON_INSTRUCTION}".strip()
+        return messages
+    if messages and messages[0].role == "system":
+        first = Message("system", f"{messages[0].content}\n\n{JSON_INSTRUCTION}".strip())
+        return (first, *messages[1:])
+    return (Message("system", JSON_INSTRUCTION), *messages)
 
 
 def bad_answer(target: Target, summary: str, detail: str = "") -> ProviderError:
@@ -110,7 +151,11 @@ def finish(
             raise wrong_format(target, text[:80])
         text = json_text
     return ChatResult(
-        text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, http_status=200
+        text=text,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        http_status=200,
+        finish_reason="length" if finish_reason in _LENGTH_FINISHES else "stop",
     )
 
 
