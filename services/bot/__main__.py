@@ -34,6 +34,7 @@ async def run(settings: BotSettings) -> None:
             selector,
             admin_ids=settings.bot_admin_ids,
             prompts_per_minute=settings.bot_prompts_per_minute,
+            edit_interval=settings.bot_edit_interval_seconds,
         )
         await dispatcher.start_polling(bot, allowed_updates=dispatcher.resolve_used_update_types())
 

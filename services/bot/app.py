@@ -14,6 +14,7 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand
 
+from services.bot.config import EDIT_INTERVAL_SECONDS
 from services.bot.handlers import get_routers
 from services.bot.limiter import UserRateLimiter
 from services.bot.middlewares import ContextMiddleware
@@ -52,6 +53,7 @@ def build_dispatcher(
     limiter: UserRateLimiter | None = None,
     pins: ChatPins | None = None,
     typing_interval: float = TYPING_INTERVAL_SECONDS,
+    edit_interval: float = EDIT_INTERVAL_SECONDS,
 ) -> Dispatcher:
     """A Dispatcher with every router; handlers receive these dependencies as keyword arguments."""
     dispatcher = Dispatcher(
@@ -60,6 +62,7 @@ def build_dispatcher(
         limiter=limiter or UserRateLimiter(prompts_per_minute),
         pins=pins or ChatPins(),
         typing_interval=typing_interval,
+        edit_interval=edit_interval,
     )
     dispatcher.update.outer_middleware(ContextMiddleware())
     dispatcher.include_routers(*get_routers())

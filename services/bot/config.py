@@ -12,6 +12,8 @@ from services.common.settings import ServiceSettings
 # How much longer than the Selector's deadline the bot waits, so that the Selector gives up first
 # and its own, more precise error reaches the user.
 TIMEOUT_MARGIN_SECONDS = 15.0
+# Telegram refuses edits of one message more often than about once a second (429 `retry_after`).
+EDIT_INTERVAL_SECONDS = 1.0
 
 
 class BotSettings(ServiceSettings):
@@ -31,6 +33,10 @@ class BotSettings(ServiceSettings):
     admin_api_token: SecretStr | None = None
     # The Selector's default request deadline; the bot waits this plus a margin.
     request_deadline_seconds: float = Field(default=60.0, gt=0)
+    # Least time between two edits of a streamed answer's message; below 1 s Telegram refuses.
+    bot_edit_interval_seconds: float = Field(
+        default=EDIT_INTERVAL_SECONDS, ge=EDIT_INTERVAL_SECONDS
+    )
     # Port of the bot's Prometheus metrics endpoint; 0 disables it.
     metrics_port: int = Field(default=0, validation_alias="BOT_METRICS_PORT")
 

@@ -37,32 +37,55 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     (each only when it leaves at least half a message before it), else anywhere. Whitespace at a
     cut is dropped; indentation at the start of a line is kept. Empty pieces are left out.
     """
+    pieces, rest = _cut_pieces(text, limit, lookahead=1)
+    return [*pieces, rest] if rest.strip() else pieces
+
+
+def settled_pieces(text: str, limit: int = MESSAGE_LIMIT) -> tuple[list[str], str]:
+    """For a text that is still growing: the pieces `split_text` gives whatever text is appended,
+    and the rest after them, still open.
+
+    A cut looks at the characters up to the longest separator past the part that fits, so a piece
+    is settled once that many characters follow it.
+    """
+    return _cut_pieces(text, limit, lookahead=max(map(len, _SEPARATORS)))
+
+
+def _cut_pieces(text: str, limit: int, lookahead: int) -> tuple[list[str], str]:
+    """Cuts pieces off `text` while `lookahead` more characters follow the part that fits."""
     if limit < _MIN_LIMIT:
         raise ValueError(f"limit must be at least {_MIN_LIMIT}")
     pieces: list[str] = []
     rest = text
     while rest:
-        fit, used = 0, 0
-        for char in rest:
-            used += 2 if ord(char) > 0xFFFF else 1
-            if used > limit:
-                break
-            fit += 1
-        if fit == len(rest):
-            pieces.append(rest)
+        fit = _fit(rest, limit)
+        if len(rest) < fit + lookahead:
             break
-        cut, skip = fit, 0
-        for separator in _SEPARATORS:
-            if rest.startswith(separator, fit):
-                cut, skip = fit, len(separator)
-                break
-            position = rest.rfind(separator, 0, fit)
-            if position >= fit // 2:
-                cut, skip = position, len(separator)
-                break
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut + skip :].lstrip("\n")
-    return [piece for piece in pieces if piece.strip()]
+        end, start = _cut(rest, fit)
+        pieces.append(rest[:end].rstrip())
+        rest = rest[start:].lstrip("\n")
+    return [piece for piece in pieces if piece.strip()], rest
+
+
+def _fit(text: str, limit: int) -> int:
+    """How many characters from the start of `text` fit in `limit` UTF-16 code units."""
+    used = 0
+    for count, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > limit:
+            return count
+    return len(text)
+
+
+def _cut(rest: str, fit: int) -> tuple[int, int]:
+    """Where to cut `rest`, whose first `fit` characters fit: the piece's end, the rest's start."""
+    for separator in _SEPARATORS:
+        if rest.startswith(separator, fit):
+            return fit, fit + len(separator)
+        position = rest.rfind(separator, 0, fit)
+        if position >= fit // 2:
+            return position, position + len(separator)
+    return fit, fit
 
 
 def compose(body: str, footer_html: str = "", limit: int = MESSAGE_LIMIT) -> list[str]:

@@ -40,6 +40,18 @@ def answer(reply: selector_pb2.ProcessPromptResponse, texts: Texts) -> list[str]
     return compose(reply.response, footer)
 
 
+def cut_off(text: str, error: SelectorFailure, texts: Texts) -> list[str]:
+    """The part of an answer that arrived before its stream failed, then why it is cut off."""
+    match error:
+        case DeadlinePassed():
+            reason = texts.cut_reason_deadline
+        case SelectorUnreachable():
+            reason = texts.cut_reason_unreachable
+        case _:
+            reason = texts.cut_reason_stopped
+    return compose(text, texts.answer_cut.format(reason=reason))
+
+
 def ready_models(reply: selector_pb2.GetModelStatsResponse, texts: Texts) -> str:
     """The /start paragraph listing the models that can answer now."""
     names = [

@@ -1,6 +1,6 @@
 """Thin async client of `aiselector.v1.Selector` that turns gRPC errors into typed failures.
 
-SelectorFailure                 anything else (INTERNAL, unknown codes)
+SelectorFailure                 anything else (INTERNAL, unknown codes, a stream without a result)
 ├── RateLimited                 RESOURCE_EXHAUSTED: every model is rate limited (retry_after)
 ├── NothingAvailable            UNAVAILABLE from the Selector: no model can answer (retry_after)
 ├── InvalidRequest              INVALID_ARGUMENT, with BadRequest field violations
@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 
 import grpc
+from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -32,6 +34,7 @@ PROMPT_MAX_CHARS = 10000
 # Retry delay shown when the Selector sent none.
 DEFAULT_RETRY_AFTER_SECONDS = 60.0
 STATS_TIMEOUT_SECONDS = 10.0
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 @dataclass(eq=False)
@@ -95,13 +98,27 @@ def _details(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
 
 def failure_from(error: grpc.aio.AioRpcError) -> SelectorFailure:
     """The typed failure for a gRPC error, read from its `google.rpc.Status` details."""
-    code = error.code()
-    message = error.details() or ""
     status = _details(error)
+    return _classify(error.code(), error.details() or "", status.details if status else ())
+
+
+def failure_from_status(status: status_pb2.Status) -> SelectorFailure:
+    """The typed failure for a `google.rpc.Status` sent inside a stream (an `error` event)."""
+    return _classify(_status_code(status), status.message, status.details)
+
+
+def _status_code(status: status_pb2.Status) -> grpc.StatusCode:
+    """The gRPC code of a `google.rpc.Status`."""
+    return _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+
+
+def _classify(
+    code: grpc.StatusCode, message: str, details: Iterable[any_pb2.Any]
+) -> SelectorFailure:
     reason = ""
     retry_after: float | None = None
     violations: list[tuple[str, str]] = []
-    for detail in status.details if status else ():
+    for detail in details:
         info = error_details_pb2.ErrorInfo()
         retry = error_details_pb2.RetryInfo()
         bad = error_details_pb2.BadRequest()
@@ -134,10 +151,10 @@ def failure_from(error: grpc.aio.AioRpcError) -> SelectorFailure:
 class SelectorClient:
     """Calls the Selector with the bot's caller tag, a request id, and the right timeouts.
 
-    `prompt_timeout_seconds` is the gRPC timeout of ProcessPrompt and TestProviders. gRPC sends it
-    to the Selector as the call's deadline, so the Selector knows when the bot stops waiting; it is
-    set longer than the Selector's own deadline so that the Selector gives up first and its
-    error (with a reason) reaches the user instead of a bare client-side timeout.
+    `prompt_timeout_seconds` is the gRPC timeout of StreamPrompt, ProcessPrompt and TestProviders.
+    gRPC sends it to the Selector as the call's deadline, so the Selector knows when the bot stops
+    waiting; it is set longer than the Selector's own deadline so that the Selector gives up first
+    and its error (with a reason) reaches the user instead of a bare client-side timeout.
     """
 
     def __init__(
@@ -163,13 +180,49 @@ class SelectorClient:
             metadata += (("authorization", f"Bearer {self._admin_token}"),)
         return metadata
 
-    async def process_prompt(
+    async def stream_prompt(
         self, prompt: str, *, user_id: str, model_name: str = ""
-    ) -> selector_pb2.ProcessPromptResponse:
-        """Answers `prompt`; `model_name` pins a model to try first."""
+    ) -> AsyncGenerator[selector_pb2.StreamPromptResponse, None]:
+        """Answers `prompt` as StreamPrompt events: failovers, deltas, and last the `result`;
+        `model_name` pins a model to try first.
+
+        A stream that fails, before its first delta or after it (its `error` event), raises the
+        typed failure; so does one that ends without a `result`. Closing the generator early
+        cancels the call, so the Selector stops work nobody waits for. A Selector older than
+        StreamPrompt answers it UNIMPLEMENTED at once: the answer then comes from ProcessPrompt,
+        whole, as the one `result` event.
+        """
         request = selector_pb2.ProcessPromptRequest(
             prompt=prompt, user_id=user_id, model_name=model_name
         )
+        call = self._stub.StreamPrompt(
+            request, timeout=self._prompt_timeout, metadata=self._metadata()
+        )
+        started = False
+        try:
+            async for event in call:
+                started = True
+                if event.HasField("error"):
+                    failure = failure_from_status(event.error)
+                    raise self._logged("StreamPrompt", failure, _status_code(event.error).name)
+                yield event
+                if event.HasField("result"):
+                    return
+        except grpc.aio.AioRpcError as error:
+            if started or error.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise self._failure("StreamPrompt", error) from None
+        else:
+            failure = SelectorFailure("the stream ended without a result")
+            raise self._logged("StreamPrompt", failure, grpc.StatusCode.OK.name)
+        finally:
+            call.cancel()
+        log.info("the Selector has no StreamPrompt; asking ProcessPrompt")
+        yield selector_pb2.StreamPromptResponse(result=await self._process_prompt(request))
+
+    async def _process_prompt(
+        self, request: selector_pb2.ProcessPromptRequest
+    ) -> selector_pb2.ProcessPromptResponse:
+        """The whole answer at once, for a Selector older than StreamPrompt."""
         try:
             return await self._stub.ProcessPrompt(
                 request, timeout=self._prompt_timeout, metadata=self._metadata()
@@ -201,9 +254,17 @@ class SelectorClient:
 
     @staticmethod
     def _failure(method: str, error: grpc.aio.AioRpcError) -> SelectorFailure:
-        failure = failure_from(error)
+        return SelectorClient._logged(method, failure_from(error), error.code().name)
+
+    @staticmethod
+    def _logged(method: str, failure: SelectorFailure, code: str) -> SelectorFailure:
         log.info(
             "selector call failed",
-            extra={"method": method, "code": error.code().name, "reason": failure.reason},
+            extra={
+                "method": method,
+                "code": code,
+                "failure": type(failure).__name__,
+                "reason": failure.reason,
+            },
         )
         return failure

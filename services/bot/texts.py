@@ -69,6 +69,10 @@ class Texts:
     answer_footer: str
     answer_attempts: str
     answer_pin_note: str
+    answer_cut: str
+    cut_reason_deadline: str
+    cut_reason_unreachable: str
+    cut_reason_stopped: str
     pinned_model_removed: str
     failure_rate_limited: str
     failure_user_limited: str
@@ -182,6 +186,10 @@ RU = Texts(
     answer_footer="<i>🤖 {model} · {provider} · {seconds} с</i>",
     answer_attempts="<i> · ответ после {attempts}</i>",
     answer_pin_note="<i>📌 {note}</i>",
+    answer_cut="⚠️ <b>Ответ оборвался</b>: {reason}. Спросите ещё раз, пожалуйста.",
+    cut_reason_deadline="время на ответ истекло",
+    cut_reason_unreachable="пропала связь с сервисом выбора моделей",
+    cut_reason_stopped="модель перестала отвечать",
     pinned_model_removed=(
         "Закреплённой модели {model} больше нет в каталоге, я вернул автовыбор. "
         "Отправьте вопрос ещё раз."
@@ -289,6 +297,10 @@ EN = Texts(
     answer_footer="<i>🤖 {model} · {provider} · {seconds} s</i>",
     answer_attempts="<i> · answered after {attempts}</i>",
     answer_pin_note="<i>📌 {note}</i>",
+    answer_cut="⚠️ <b>The answer was cut off</b>: {reason}. Please ask again.",
+    cut_reason_deadline="the time for the answer ran out",
+    cut_reason_unreachable="the connection to the model selection service was lost",
+    cut_reason_stopped="the model stopped answering",
     pinned_model_removed=(
         "The pinned model {model} is no longer in the catalog, so I switched back to automatic "
         "choice. Please send your question again."

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
 import pytest
 from aiogram import Bot, Dispatcher
-from aiogram.methods import SendMessage
 
 from services.bot.app import build_bot, build_dispatcher
 from services.bot.limiter import UserRateLimiter
@@ -24,6 +23,8 @@ TOKEN = "123456:TEST-bot-token-for-tests"
 ADMIN_ID = 777
 PROMPT_TIMEOUT_SECONDS = 75.0
 PROMPTS_PER_MINUTE = 3
+# The least time between edits of a streamed answer's message in tests (1 s in production).
+EDIT_INTERVAL = 0.2
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +79,7 @@ class Chat:
         self.dispatcher = dispatcher
         self.bot = bot
         self.session = session
+        self.state = session.state
         self._update_id = 0
 
     async def feed(self, update: dict[str, Any]) -> None:
@@ -85,10 +87,16 @@ class Chat:
         await self.dispatcher.feed_raw_update(self.bot, {**update, "update_id": self._update_id})
 
     async def send(self, text: str, **kwargs: Any) -> list[str]:
-        """Sends `text` as a user; returns the texts of the messages the bot answered with."""
-        before = len(self.session.requests)
+        """Sends `text` as a user; returns what the messages the bot answered with show in the end
+        (after the edits of a streamed answer)."""
+        before = len(self.state.calls)
         await self.feed(message_update(text, **kwargs))
-        return [r.text for r in self.session.requests[before:] if isinstance(r, SendMessage)]
+        sent = [
+            c.result["message_id"]
+            for c in self.state.calls[before:]
+            if c.method == "sendMessage" and not c.error
+        ]
+        return [self.state.messages[message_id][1] for message_id in sent]
 
     async def press(self, data: str, *, message_id: int, **kwargs: Any) -> list[Any]:
         """Presses an inline button; returns the calls the bot made in response."""
@@ -110,13 +118,17 @@ def make_chat(client: SelectorClient, clock: FakeClock | None = None) -> Chat:
         admin_ids={ADMIN_ID},
         limiter=UserRateLimiter(PROMPTS_PER_MINUTE, clock=clock or FakeClock()),
         typing_interval=0.1,
+        edit_interval=EDIT_INTERVAL,
     )
     return Chat(dispatcher, build_bot(TOKEN, session=session), session)
 
 
 @pytest.fixture
-def chat(client: SelectorClient, clock: FakeClock) -> Chat:
-    return make_chat(client, clock)
+def chat(client: SelectorClient, clock: FakeClock) -> Iterator[Chat]:
+    """A fresh chat; at the end, nothing the bot sent was refused by Telegram's rules."""
+    chat = make_chat(client, clock)
+    yield chat
+    assert chat.state.provoked == []
 
 
 @pytest.fixture
@@ -129,11 +141,12 @@ def unused_address() -> str:
 
 @asynccontextmanager
 async def running_bot(
-    selector_address: str, *, prompts_per_minute: int = 5
+    selector_address: str, *, prompts_per_minute: int = 5, edit_interval: float = EDIT_INTERVAL
 ) -> AsyncIterator[FakeBotApi]:
     """The real bot long-polling a loopback fake Bot API, talking to the Selector at the address.
 
-    Yields the fake Bot API once the bot has started (its startup deleted the webhook).
+    Yields the fake Bot API once the bot has started (its startup deleted the webhook); at the
+    end, nothing the bot sent was refused by Telegram's rules.
     """
     api = FakeBotApi(TOKEN)
     await api.start()
@@ -144,7 +157,10 @@ async def running_bot(
             )
             bot = build_bot(TOKEN, api_base_url=api.base_url)
             dispatcher = build_dispatcher(
-                client, admin_ids={ADMIN_ID}, prompts_per_minute=prompts_per_minute
+                client,
+                admin_ids={ADMIN_ID},
+                prompts_per_minute=prompts_per_minute,
+                edit_interval=edit_interval,
             )
             polling = asyncio.create_task(
                 dispatcher.start_polling(
@@ -157,6 +173,7 @@ async def running_bot(
             try:
                 await api.wait_for("deleteWebhook")
                 yield api
+                assert api.state.provoked == []
             finally:
                 if not polling.done():
                     await dispatcher.stop_polling()

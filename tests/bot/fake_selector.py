@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import grpc
 from google.protobuf import timestamp_pb2
+from grpc_status import rpc_status
 
 from aiselector.v1 import selector_pb2, selector_pb2_grpc
 from services.common import errors
@@ -86,11 +88,71 @@ class Call:
 Reply = selector_pb2.ProcessPromptResponse | errors.ServiceError
 
 
+@dataclass
+class Delta:
+    """A StreamPrompt `delta` event, sent `delay` seconds after the previous event."""
+
+    text: str
+    delay: float = 0.0
+
+
+@dataclass
+class Failover:
+    """A `failover` event: `failed_model` failed before any text, `next_model` is tried next."""
+
+    failed_model: str
+    next_model: str
+    delay: float = 0.0
+
+
+@dataclass
+class Finish:
+    """The `result` event that ends a complete stream."""
+
+    reply: selector_pb2.ProcessPromptResponse
+    delay: float = 0.0
+
+
+@dataclass
+class Fail:
+    """The stream fails with `error`: after text as an `error` event and then the status, before
+    text as the status alone (as the contract says)."""
+
+    error: errors.ServiceError
+    delay: float = 0.0
+
+
+Step = Delta | Failover | Finish | Fail
+
+
+def scripted_reply(response: str, **fields: object) -> selector_pb2.ProcessPromptResponse:
+    """A reply from groq/llama-3.3-70b-versatile in 2.345 s at the first attempt, or as `fields`
+    say."""
+    values: dict[str, object] = {
+        "selected_model": "groq/llama-3.3-70b-versatile",
+        "provider": "groq",
+        "response_time_seconds": 2.345,
+        "success": True,
+        "attempts": 1,
+    }
+    values.update(fields)
+    return selector_pb2.ProcessPromptResponse(response=response, **values)  # type: ignore[arg-type]
+
+
+def streamed(reply: selector_pb2.ProcessPromptResponse) -> list[Step]:
+    """`reply` as a stream: its text in two deltas, then the result."""
+    middle = len(reply.response) // 2
+    return [Delta(reply.response[:middle]), Delta(reply.response[middle:]), Finish(reply)]
+
+
 class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
     """Answers ProcessPrompt from `prompt_script` (replies or errors, in order), then by echoing.
 
-    `delay_seconds` holds every ProcessPrompt back that long. GetModelStats returns `models`;
-    TestProviders checks the bearer token and returns `test_results`.
+    StreamPrompt plays the next of `stream_scripts` (lists of steps), else streams what
+    ProcessPrompt would answer (an error before any event); with `streams` False it answers
+    UNIMPLEMENTED, as a Selector older than StreamPrompt does. `delay_seconds` holds every prompt
+    back that long. GetModelStats returns `models`; TestProviders checks the bearer token and
+    returns `test_results`.
     """
 
     def __init__(self) -> None:
@@ -101,6 +163,10 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
         self.cooldown_until = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
         self.models = default_models(self.cooldown_until)
         self.prompt_script: list[Reply] = []
+        self.stream_scripts: list[list[Step]] = []
+        self.streams = True
+        # Set when the client cancels a StreamPrompt call before it ended.
+        self.stream_cancelled = asyncio.Event()
         self.stats_error: errors.ServiceError | None = None
         self.delay_seconds = 0.0
         self.calls: list[Call] = []
@@ -135,8 +201,8 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
         self.calls.append(Call(method, request, metadata, context.time_remaining()))
 
     def prompts(self) -> list[Call]:
-        """The ProcessPrompt calls received."""
-        return [c for c in self.calls if c.method == "ProcessPrompt"]
+        """The ProcessPrompt and StreamPrompt calls received."""
+        return [c for c in self.calls if c.method in ("ProcessPrompt", "StreamPrompt")]
 
     async def ProcessPrompt(
         self, request: selector_pb2.ProcessPromptRequest, context: grpc.aio.ServicerContext
@@ -144,6 +210,67 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
         self._record("ProcessPrompt", request, context)
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
+        return self._reply(request)
+
+    async def StreamPrompt(
+        self, request: selector_pb2.ProcessPromptRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[selector_pb2.StreamPromptResponse]:
+        self._record("StreamPrompt", request, context)
+        if not self.streams:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        if self.stream_scripts:
+            steps = self.stream_scripts.pop(0)
+        else:
+            try:
+                steps = streamed(self._reply(request))
+            except errors.ServiceError as error:
+                steps = [Fail(error)]
+        try:
+            async for event in self._play(steps, context):
+                yield event
+        except asyncio.CancelledError:
+            self.stream_cancelled.set()
+            raise
+
+    @staticmethod
+    async def _play(
+        steps: list[Step], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[selector_pb2.StreamPromptResponse]:
+        text_sent = False
+        for step in steps:
+            await asyncio.sleep(step.delay)
+            match step:
+                case Delta():
+                    text_sent = True
+                    yield selector_pb2.StreamPromptResponse(
+                        delta=selector_pb2.TextDelta(text=step.text)
+                    )
+                case Failover():
+                    yield selector_pb2.StreamPromptResponse(
+                        failover=selector_pb2.FailoverNotice(
+                            failed_attempt=selector_pb2.AttemptSummary(model=step.failed_model),
+                            next_model=step.next_model,
+                        )
+                    )
+                case Finish():
+                    yield selector_pb2.StreamPromptResponse(result=step.reply)
+                case Fail():
+                    status = errors.to_status(step.error)
+                    if text_sent:
+                        yield selector_pb2.StreamPromptResponse(error=status)
+                    grpc_status = rpc_status.to_status(status)
+                    await context.abort(
+                        grpc_status.code,
+                        grpc_status.details,
+                        (*grpc_status.trailing_metadata, *step.error.trailers()),
+                    )
+
+    def _reply(
+        self, request: selector_pb2.ProcessPromptRequest
+    ) -> selector_pb2.ProcessPromptResponse:
+        """The next scripted reply (raising a scripted error), else the echo."""
         if self.prompt_script:
             reply = self.prompt_script.pop(0)
             if isinstance(reply, errors.ServiceError):

@@ -1,6 +1,10 @@
 """Telegram stand-ins for the bot's tests: a recording Bot session and a loopback Bot API server.
 
-Both answer with the same JSON shapes the real Bot API uses (`{"ok": true, "result": …}`).
+Both answer with the same JSON shapes the real Bot API uses (`{"ok": true, "result": …}`) and
+refuse what Telegram refuses, in its words: HTML it cannot parse, a text over 4096 characters
+(UTF-16 units, after entity parsing), an empty text, and an edit to the text a message already
+shows ("message is not modified", compared after trimming whitespace as Telegram does). Tests
+can script one-off refusals (`refuse`), such as a 429 with `retry_after`.
 """
 
 from __future__ import annotations
@@ -11,63 +15,205 @@ import json
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import Any
+from html.parser import HTMLParser
+from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.client.session.base import BaseSession
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import TelegramMethod
-from aiogram.methods.base import Response, TelegramType
+from aiogram.methods.base import TelegramType
 from aiohttp import web
 
 BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Selector", "username": "selector_bot"}
+MESSAGE_LIMIT = 4096
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are "
+    "exactly the same as a current content and reply markup of the message"
+)
 _INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout"}
 _JSON_FIELDS = {"reply_markup", "allowed_updates", "commands", "link_preview_options"}
+# Telegram's HTML: these tags, and only these entities.
+_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a"}
+_TAGS |= {"tg-emoji", "code", "pre", "blockquote"}
+_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+T = TypeVar("T")
 
 
 @dataclass
 class ApiCall:
-    """One Bot API call the fake server answered."""
+    """One Bot API call a stand-in answered; `error` is the description when it was refused."""
 
     method: str
     params: dict[str, Any]
     result: Any
+    at: float
+    error: str = ""
+
+
+@dataclass
+class Refusal:
+    """A scripted error answer."""
+
+    code: int
+    description: str
+    retry_after: int | None = None
+
+
+class TelegramHtml(HTMLParser):
+    """Telegram's reading of a `parse_mode=HTML` text: the plain text, or ValueError."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.text = ""
+        self._open: list[str] = []
+
+    @classmethod
+    def plain(cls, html_text: str) -> str:
+        parser = cls()
+        parser.feed(html_text)
+        parser.close()
+        if parser._open:
+            raise ValueError(f"can't find end tag corresponding to start tag {parser._open[-1]}")
+        return parser.text
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _TAGS:
+            raise ValueError(f"unsupported start tag {tag!r}")
+        self._open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self._open or self._open.pop() != tag:
+            raise ValueError(f"unmatched end tag {tag!r}")
+
+    def handle_data(self, data: str) -> None:
+        if any(char in data for char in "<>&"):
+            raise ValueError(f"unescaped character in {data!r}")
+        self.text += data
+
+    def handle_entityref(self, name: str) -> None:
+        if name not in _ENTITIES:
+            raise ValueError(f"unsupported entity &{name};")
+        self.text += _ENTITIES[name]
+
+    def handle_charref(self, name: str) -> None:
+        self.text += chr(int(name[1:], 16) if name.lower().startswith("x") else int(name))
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
 class TelegramState:
-    """Message ids and results shared by both stand-ins."""
+    """Messages, calls and scripted refusals shared by both stand-ins."""
 
     def __init__(self) -> None:
         self._message_ids = itertools.count(1000)
+        self.calls: list[ApiCall] = []
+        # Message id → (chat id, the HTML it shows), for messages sent or edited here.
+        self.messages: dict[int, tuple[int, str]] = {}
+        # Refusals the bot caused (not scripted ones): Telegram would have refused these calls.
+        self.provoked: list[str] = []
+        self._refusals: dict[str, list[Refusal]] = {}
 
-    def result(self, method: str, params: dict[str, Any]) -> Any:
-        """The `result` the Bot API returns for `method` called with `params`."""
+    def refuse(
+        self, method: str, code: int, description: str, retry_after: int | None = None
+    ) -> None:
+        """The next call of `method` is refused with this error (refusals queue up)."""
+        self._refusals.setdefault(method, []).append(Refusal(code, description, retry_after))
+
+    def answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The HTTP status and JSON body the Bot API answers `method` called with `params`."""
+        at = time.monotonic()
+        refusal = self._refusal(method, params)
+        if refusal is not None:
+            self.calls.append(ApiCall(method, params, None, at, refusal.description))
+            body: dict[str, Any] = {
+                "ok": False,
+                "error_code": refusal.code,
+                "description": refusal.description,
+            }
+            if refusal.retry_after is not None:
+                body["parameters"] = {"retry_after": refusal.retry_after}
+            return refusal.code, body
+        result = self._result(method, params)
+        self.calls.append(ApiCall(method, params, result, at))
+        return 200, {"ok": True, "result": result}
+
+    def _refusal(self, method: str, params: dict[str, Any]) -> Refusal | None:
+        if self._refusals.get(method):
+            return self._refusals[method].pop(0)
+        if method not in ("sendMessage", "editMessageText"):
+            return None
+        problem = self._problem(method, params)
+        if problem:
+            self.provoked.append(problem)
+            return Refusal(400, f"Bad Request: {problem}")
+        return None
+
+    def _problem(self, method: str, params: dict[str, Any]) -> str:
+        """What Telegram would refuse in this text, or an empty string."""
+        text = params.get("text", "")
+        try:
+            plain = TelegramHtml.plain(text).strip()
+        except ValueError as error:
+            return f"can't parse entities: {error}"
+        if not plain:
+            return "message text is empty"
+        if _utf16_length(plain) > MESSAGE_LIMIT:
+            return "message is too long"
+        shown = self.messages.get(params.get("message_id", 0))
+        if method == "editMessageText" and shown and shown[1].strip() == text.strip():
+            return NOT_MODIFIED.removeprefix("Bad Request: ")
+        return ""
+
+    def _result(self, method: str, params: dict[str, Any]) -> Any:
         if method == "getMe":
             return BOT_USER
         if method in ("sendMessage", "editMessageText"):
             message_id = params.get("message_id") or next(self._message_ids)
+            self.messages[message_id] = (params["chat_id"], params["text"])
             message: dict[str, Any] = {
                 "message_id": message_id,
                 "date": int(time.time()),
                 "chat": {"id": params["chat_id"], "type": "private"},
                 "from": BOT_USER,
-                "text": params.get("text", ""),
+                "text": params["text"],
             }
             if params.get("reply_markup"):
                 message["reply_markup"] = params["reply_markup"]
             return message
         return True
 
+    def updates_of(self, message_id: int) -> list[ApiCall]:
+        """The calls that created or changed the message, in order."""
+        return [
+            c
+            for c in self.calls
+            if not c.error
+            and c.method in ("sendMessage", "editMessageText")
+            and c.result["message_id"] == message_id
+        ]
+
+    def sent_to(self, chat_id: int) -> list[int]:
+        """Ids of the messages sent to the chat, in order."""
+        return [
+            c.result["message_id"]
+            for c in self.calls
+            if c.method == "sendMessage" and not c.error and c.params["chat_id"] == chat_id
+        ]
+
 
 class RecordingSession(BaseSession):
-    """A Bot session that records every method call instead of sending it."""
+    """A Bot session that answers every method call from `TelegramState` instead of sending it.
+
+    Answers go through aiogram's own `check_response`, so a refusal raises the exception aiogram
+    raises for it (TelegramBadRequest, TelegramRetryAfter, …).
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.requests: list[TelegramMethod[Any]] = []
         self.state = TelegramState()
-        # Bot API method names whose next call fails with 400 Bad Request.
-        self.fail_once: set[str] = set()
 
     async def make_request(
         self,
@@ -76,14 +222,9 @@ class RecordingSession(BaseSession):
         timeout: int | None = None,
     ) -> TelegramType:
         self.requests.append(method)
-        if method.__api_method__ in self.fail_once:
-            self.fail_once.discard(method.__api_method__)
-            raise TelegramBadRequest(method=method, message="Bad Request: can't parse entities")
         params = method.model_dump(warnings=False)
-        result = self.state.result(method.__api_method__, params)
-        response = Response[method.__returning__].model_validate(  # type: ignore[name-defined]
-            {"ok": True, "result": result}, context={"bot": bot}
-        )
+        status, body = self.state.answer(method.__api_method__, params)
+        response = self.check_response(bot, method, status, json.dumps(body))
         return response.result  # type: ignore[return-value]
 
     async def close(self) -> None:
@@ -110,7 +251,6 @@ class FakeBotApi:
     def __init__(self, token: str) -> None:
         self.token = token
         self.state = TelegramState()
-        self.calls: list[ApiCall] = []
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._changed = asyncio.Condition()
@@ -142,6 +282,11 @@ class FakeBotApi:
             self._changed.notify_all()
         return update_id
 
+    @property
+    def calls(self) -> list[ApiCall]:
+        """Every call answered (or refused), in order."""
+        return self.state.calls
+
     async def wait_for(
         self,
         method: str,
@@ -149,15 +294,35 @@ class FakeBotApi:
         within: float = 10.0,
     ) -> ApiCall:
         """The first `method` call whose parameters match `predicate`, waiting for it."""
+        return await self._wait(
+            lambda: next(
+                (c for c in self.calls if c.method == method and predicate(c.params)), None
+            ),
+            within,
+        )
 
-        def found() -> ApiCall | None:
-            return next((c for c in self.calls if c.method == method and predicate(c.params)), None)
+    async def wait_for_text(
+        self, chat_id: int, predicate: Callable[[str], bool], within: float = 10.0
+    ) -> tuple[int, str]:
+        """A message of the chat (id, HTML) whose text matches `predicate`, waiting for it."""
+        return await self._wait(
+            lambda: next(
+                (
+                    (message_id, text)
+                    for message_id, (chat, text) in self.state.messages.items()
+                    if chat == chat_id and predicate(text)
+                ),
+                None,
+            ),
+            within,
+        )
 
+    async def _wait(self, find: Callable[[], T | None], within: float) -> T:
         async with asyncio.timeout(within), self._changed:
-            await self._changed.wait_for(lambda: found() is not None)
-        result = found()
-        assert result is not None
-        return result
+            await self._changed.wait_for(lambda: find() is not None)
+        found = find()
+        assert found is not None
+        return found
 
     async def _handle(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:
@@ -172,11 +337,10 @@ class FakeBotApi:
             return web.json_response(
                 {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
             )
-        result = self.state.result(method, params)
         async with self._changed:
-            self.calls.append(ApiCall(method, params, result))
+            status, body = self.state.answer(method, params)
             self._changed.notify_all()
-        return web.json_response({"ok": True, "result": result})
+        return web.json_response(body, status=status)
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = params.get("offset", 0)

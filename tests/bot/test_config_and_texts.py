@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 
 import pytest
+from pydantic import ValidationError
 
 from services.bot.config import BotSettings
 from services.bot.texts import EN, RU, language_of
@@ -16,6 +17,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BOT_PROMPTS_PER_MINUTE", "7")
     monkeypatch.setenv("REQUEST_DEADLINE_SECONDS", "30")
     monkeypatch.setenv("BOT_METRICS_PORT", "9104")
+    monkeypatch.setenv("BOT_EDIT_INTERVAL_SECONDS", "3")
     settings = BotSettings(_env_file=None)
     assert settings.token == "123:secret-token"
     assert "secret-token" not in repr(settings)
@@ -23,16 +25,31 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.bot_prompts_per_minute == 7
     assert settings.prompt_timeout_seconds == 45
     assert settings.metrics_port == 9104
+    assert settings.bot_edit_interval_seconds == 3
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("TELEGRAM_BOT_TOKEN", "BOT_ADMIN_IDS", "REQUEST_DEADLINE_SECONDS"):
+    for name in (
+        "TELEGRAM_BOT_TOKEN",
+        "BOT_ADMIN_IDS",
+        "REQUEST_DEADLINE_SECONDS",
+        "BOT_EDIT_INTERVAL_SECONDS",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = BotSettings(_env_file=None)
     assert settings.token == ""
     assert settings.bot_admin_ids == frozenset()
     assert settings.selector_address == "127.0.0.1:50051"
     assert settings.prompt_timeout_seconds == 75
+    assert settings.bot_edit_interval_seconds == 1
+
+
+def test_edits_cannot_be_set_more_often_than_telegram_allows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BOT_EDIT_INTERVAL_SECONDS", "0.5")
+    with pytest.raises(ValidationError, match="bot_edit_interval_seconds"):
+        BotSettings(_env_file=None)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from services.bot.formatting import (
     compose,
     escape,
     join_lines,
+    settled_pieces,
     split_text,
     telegram_length,
 )
@@ -60,6 +61,22 @@ def test_every_piece_fits_and_nothing_is_lost() -> None:
     assert len(pieces) > 1
     assert all(telegram_length(escape(p)) <= MESSAGE_LIMIT for p in pieces)
     assert "\n".join(pieces) == text
+
+
+def test_settled_pieces_never_change_as_the_text_grows() -> None:
+    # "abcdef\n\nghij" fits exactly: the second "\n" after it decides where the cut goes.
+    text = (
+        "abcdef\n\nghij\n\n" + "ab cd\n\nefgh ij\nkl 😀😀 mn\n\n\nop qrstuvwxyz0123456789 x\n" * 6
+    )
+    whole = split_text(text, limit=12)
+    settled_before: list[str] = []
+    for end in range(len(text) + 1):
+        settled, rest = settled_pieces(text[:end], limit=12)
+        assert whole[: len(settled)] == settled
+        assert settled[: len(settled_before)] == settled_before
+        assert [*settled, *split_text(rest, limit=12)] == split_text(text[:end], limit=12)
+        settled_before = settled
+    assert len(settled_before) == len(whole) - 1
 
 
 def test_limit_must_leave_room() -> None:

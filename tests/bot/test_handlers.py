@@ -13,7 +13,7 @@ from services.bot.formatting import telegram_length
 from services.bot.selector_client import SelectorClient
 from services.common import errors
 from tests.bot.conftest import ADMIN_ID, PROMPTS_PER_MINUTE, Chat, FakeClock, make_chat
-from tests.bot.fake_selector import ADMIN_TOKEN, ScriptedSelector
+from tests.bot.fake_selector import ADMIN_TOKEN, Delta, Finish, ScriptedSelector, scripted_reply
 
 RU_START = (
     "👋 Привет! Я отвечаю на вопросы с помощью лучшей бесплатной языковой модели, "
@@ -25,18 +25,6 @@ EN_START = (
     "When a model fails, I switch to the next one by myself.\n\n"
     "Just type your question. Commands are in /help."
 )
-
-
-def _answer(response: str, **fields: object) -> selector_pb2.ProcessPromptResponse:
-    values: dict[str, object] = {
-        "selected_model": "groq/llama-3.3-70b-versatile",
-        "provider": "groq",
-        "response_time_seconds": 2.345,
-        "success": True,
-        "attempts": 1,
-    }
-    values.update(fields)
-    return selector_pb2.ProcessPromptResponse(response=response, **values)  # type: ignore[arg-type]
 
 
 # /start and /help
@@ -233,8 +221,8 @@ async def test_prompt_passes_a_deadline_longer_than_the_selectors(chat: Chat, se
 
 async def test_fallback_shows_the_number_of_attempts(chat: Chat, selector) -> None:
     selector.prompt_script = [
-        _answer("ok", fallback_used=True, attempts=3),
-        _answer("ok", fallback_used=True, attempts=3),
+        scripted_reply("ok", fallback_used=True, attempts=3),
+        scripted_reply("ok", fallback_used=True, attempts=3),
     ]
     assert await chat.send("q", language_code="en") == [
         "ok\n\n<i>🤖 groq/llama-3.3-70b-versatile · groq · 2.3 s</i>"
@@ -246,7 +234,7 @@ async def test_fallback_shows_the_number_of_attempts(chat: Chat, selector) -> No
 
 
 async def test_answers_are_html_escaped(chat: Chat, selector) -> None:
-    selector.prompt_script = [_answer('<script>alert("x")</script> & <b>bold</b>')]
+    selector.prompt_script = [scripted_reply('<script>alert("x")</script> & <b>bold</b>')]
     [text] = await chat.send("q", language_code="en")
     assert text.startswith(
         '&lt;script&gt;alert("x")&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;\n\n'
@@ -257,7 +245,7 @@ async def test_a_10000_character_answer_is_split_at_paragraphs(chat: Chat, selec
     paragraph = ("word <&> " * 40).strip()
     body = "\n\n".join(f"{i:02d} {paragraph}" for i in range(28))
     assert len(body) == pytest.approx(10_000, rel=0.05)
-    selector.prompt_script = [_answer(body)]
+    selector.prompt_script = [scripted_reply(body)]
     texts = await chat.send("long", language_code="en")
     assert len(texts) == 3
     assert all(telegram_length(t) <= 4096 for t in texts)
@@ -270,14 +258,16 @@ async def test_a_10000_character_answer_is_split_at_paragraphs(chat: Chat, selec
         assert part.endswith(paragraph)
 
 
-async def test_typing_is_renewed_until_the_answer_arrives(chat: Chat, selector) -> None:
-    selector.delay_seconds = 0.5
+async def test_typing_is_renewed_until_the_first_text_only(chat: Chat, selector) -> None:
+    selector.stream_scripts = [
+        [Delta("slow", delay=0.5), Delta(" start", delay=0.5), Finish(scripted_reply("slow start"))]
+    ]
     await chat.send("slow")
     kinds = [type(r) for r in chat.session.requests]
     typing = [i for i, kind in enumerate(kinds) if kind is SendChatAction]
-    answer = kinds.index(SendMessage)
+    first_text = kinds.index(SendMessage)
     assert len(typing) >= 3
-    assert max(typing) < answer
+    assert max(typing) < first_text
     assert all(r.action == "typing" for r in chat.session.sent(SendChatAction))
 
 
@@ -402,12 +392,9 @@ async def test_unreachable_selector(unused_address: str) -> None:
 async def test_an_unexpected_error_is_logged_and_the_user_told(
     chat: Chat, selector, caplog: pytest.LogCaptureFixture
 ) -> None:
-    chat.session.fail_once.add("sendMessage")
+    chat.state.refuse("sendMessage", 400, "Bad Request: can't parse entities")
     texts = await chat.send("q", language_code="en")
-    assert texts == [
-        "Answer to: q\n\n<i>🤖 groq/llama-3.3-70b-versatile · groq · 1.2 s</i>",
-        "⚠️ Something went wrong. Please try again a bit later.",
-    ]
+    assert texts == ["⚠️ Something went wrong. Please try again a bit later."]
     [record] = [r for r in caplog.records if r.name == "services.bot.handlers.errors"]
     assert record.getMessage() == "unexpected error while handling an update"
     assert "can't parse entities" in caplog.text
@@ -501,7 +488,7 @@ async def test_pressing_a_model_that_left_the_catalog(chat: Chat, selector) -> N
 async def test_pin_note_is_shown(chat: Chat, selector) -> None:
     await chat.press("pin:3", message_id=5)
     selector.prompt_script = [
-        _answer("ok", pin_note="cerebras/zai-glm-4.7 is cooling down <rate limited>")
+        scripted_reply("ok", pin_note="cerebras/zai-glm-4.7 is cooling down <rate limited>")
     ]
     assert await chat.send("q", language_code="en") == [
         "ok\n\n<i>🤖 groq/llama-3.3-70b-versatile · groq · 2.3 s</i>\n"
