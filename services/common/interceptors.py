@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -97,7 +98,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 # The id rides in the trailers: no extra metadata operation per call, and an error
                 # stays "trailers-only", which Envoy needs to turn `retry-after` into a header.
                 context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
-                return await behavior(request, context)
+                return await _call(behavior, request, context)
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except ServiceError as error:
@@ -114,3 +115,15 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+async def _call(
+    behavior: Callable[..., Any], request: Any, context: grpc.aio.ServicerContext
+) -> Any:
+    """Runs a handler; a streaming one written as an async generator has its messages written."""
+    result = behavior(request, context)
+    if inspect.isasyncgen(result):
+        async for message in result:
+            await context.write(message)
+        return None
+    return await result

@@ -145,7 +145,9 @@ async def test_cloudflare_account_url_reaches_the_account_path(sim, client):
 async def test_reasoning_effort_on_the_wire_follows_the_catalog(sim, client, fields, sent):
     environ = {"GROQ_API_KEY": "k" * 10, "GROQ_BASE_URL": sim.base_url("groq")}
 
-    await client.complete(resolve_target(_model(**fields), environ), ChatRequest("Hi"), timeout=5)
+    await client.complete(
+        resolve_target(_model(**fields), environ), ChatRequest.from_prompt("Hi"), timeout=5
+    )
 
     [entry] = sim.log()
     assert entry["reasoning"] == sent
