@@ -44,7 +44,12 @@ async def engine() -> FailingEngine:
 
 @pytest.fixture
 async def stub(engine: FailingEngine) -> AsyncIterator[selector_pb2_grpc.SelectorStub]:
-    servicer = SelectorServicer(engine, default_deadline=5, admin_token=None)  # type: ignore[arg-type]
+    servicer = SelectorServicer(
+        engine,  # type: ignore[arg-type]
+        default_deadline=5,
+        admin_token=None,
+        discovery=None,  # type: ignore[arg-type]  # not called by these tests
+    )
     servicer.mark_ready()
     server = await start_grpc_server(
         [Registration(SERVICE_NAME, selector_pb2_grpc.add_SelectorServicer_to_server, servicer)],
