@@ -89,13 +89,26 @@ def git(*args: str) -> bytes:
     return done.stdout
 
 
+def merge_base(ref: str) -> str:
+    """The merge base of HEAD and `ref` (or `origin/<ref>`); HEAD itself when neither exists here,
+    as in a checkout of one commit (CI): the contract is then compared with itself."""
+    for candidate in (ref, f"origin/{ref}"):
+        done = subprocess.run(
+            ["git", "merge-base", "HEAD", candidate], cwd=ROOT, capture_output=True, check=False
+        )
+        if done.returncode == 0:
+            return done.stdout.decode().strip()
+    print(f"buf breaking: no git ref {ref!r} here; comparing the contract with HEAD")
+    return git("rev-parse", "HEAD").decode().strip()
+
+
 def build_against(ref: str) -> None:
     """Writes the descriptor set of proto/ where this checkout left `ref` (no network needed).
 
     The baseline is the merge base of HEAD and `ref`, so contract changes merged into `ref` since
     this branch forked are not taken for this branch's deletions; on `ref` itself it is HEAD.
     """
-    base = git("merge-base", "HEAD", ref).decode().strip()
+    base = merge_base(ref)
     archive = git("archive", "--format=tar", base, "proto")
     with tempfile.TemporaryDirectory() as tmp:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
