@@ -11,10 +11,17 @@ at once), ModelStore on a fresh embedded PostgreSQL, the Selector and Envoy. Mea
   requests/s, errors, p50/p99, and the CPU each process spent per request;
 - memory: peak RSS (VmHWM) of the Selector and ModelStore processes; time from the first spawn
   until every service is ready (gRPC health SERVING for ModelStore and Selector);
+- the OpenAI-compatible face (before the history is loaded): N triples of a direct request,
+  ProcessPrompt and a non-streaming `POST /v1/chat/completions`, with both faces' added latency
+  and its difference (target: chat at most 1 ms above ProcessPrompt); N pairs of streams, direct
+  and `stream: true` through Envoy, timed to the first content chunk (the simulator sends it a
+  fixed time after the headers, the rest at fixed intervals; see `stack.py`) and to `[DONE]`
+  (target: ≤ 3 ms added to the first token, median); complete streams per second through Envoy
+  at the same concurrency;
 - cost of history: the added-latency run again after loading a large history (prompt_history and
   model_attempts rows, INSERT … SELECT generate_series) into the ModelStore's database.
 
-The latency runs stop at the first failed request; the throughput run counts failures.
+The latency runs stop at the first failed request; the throughput runs count failures.
 Prints one table and writes JSON (default bench/results/overhead.json).
 """
 

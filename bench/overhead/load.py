@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -15,6 +15,7 @@ from bench.overhead.stack import API_KEY, MAX_OUTPUT_TOKENS, MODEL_ID, RunningSt
 
 PROMPT = "Benchmark prompt: reply with one short sentence."
 TIMEOUT = aiohttp.ClientTimeout(total=30)
+Timing = TypeVar("Timing")
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -105,21 +106,31 @@ async def warm_up(stack: RunningStack, requests: int) -> None:
             await ask_gateway(session, stack)
 
 
-async def measure_latency(stack: RunningStack, requests: int) -> LatencyRun:
+async def pairs(
+    stack: RunningStack,
+    requests: int,
+    direct: Callable[[aiohttp.ClientSession, RunningStack], Awaitable[Timing]],
+    gateway: Callable[[aiohttp.ClientSession, RunningStack], Awaitable[Timing]],
+) -> tuple[list[Timing], list[Timing]]:
     """`requests` pairs, one after another: a direct request, then the same through the gateway.
 
     Alternating keeps slow drifts of the machine out of the difference. Each side keeps its own
     keep-alive connection, as a client of either would.
     """
-    direct_ms: list[float] = []
-    gateway_ms: list[float] = []
-    async with client_session(1) as direct, client_session(1) as gateway:
-        await ask_direct(direct, stack)
-        await ask_gateway(gateway, stack)
+    direct_timings: list[Timing] = []
+    gateway_timings: list[Timing] = []
+    async with client_session(1) as direct_session, client_session(1) as gateway_session:
+        await direct(direct_session, stack)
+        await gateway(gateway_session, stack)
         for _ in range(requests):
-            direct_ms.append(await ask_direct(direct, stack))
-            gateway_ms.append(await ask_gateway(gateway, stack))
-    return LatencyRun(direct_ms, gateway_ms)
+            direct_timings.append(await direct(direct_session, stack))
+            gateway_timings.append(await gateway(gateway_session, stack))
+    return direct_timings, gateway_timings
+
+
+async def measure_latency(stack: RunningStack, requests: int) -> LatencyRun:
+    """Added latency of ProcessPrompt: `requests` pairs (see `pairs`)."""
+    return LatencyRun(*await pairs(stack, requests, ask_direct, ask_gateway))
 
 
 @dataclass(frozen=True)
@@ -146,8 +157,13 @@ class ThroughputRun:
         }
 
 
-async def measure_throughput(stack: RunningStack, requests: int, concurrency: int) -> ThroughputRun:
-    """Sends `requests` ProcessPrompt calls through Envoy, `concurrency` at a time."""
+async def measure_throughput(
+    stack: RunningStack,
+    requests: int,
+    concurrency: int,
+    ask: Callable[[aiohttp.ClientSession, RunningStack], Awaitable[float]] = ask_gateway,
+) -> ThroughputRun:
+    """Sends `requests` calls of `ask` (ProcessPrompt through Envoy), `concurrency` at a time."""
     latencies: list[float] = []
     failures: list[str] = []
     remaining = requests
@@ -157,7 +173,7 @@ async def measure_throughput(stack: RunningStack, requests: int, concurrency: in
         while remaining > 0:
             remaining -= 1
             try:
-                latencies.append(await ask_gateway(session, stack))
+                latencies.append(await ask(session, stack))
             except (RequestFailed, aiohttp.ClientError, TimeoutError, ValueError) as error:
                 failures.append(f"{type(error).__name__}: {error}")
 

@@ -12,8 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.overhead import history, load, procs, report
-from bench.overhead.stack import RunningStack, start
+from bench.overhead import chat, history, load, procs, report
+from bench.overhead.stack import (
+    CHUNK_DELAY_SECONDS,
+    FIRST_TOKEN_DELAY_SECONDS,
+    STREAM_CHUNKS,
+    RunningStack,
+    start,
+)
 
 
 @dataclass(frozen=True)
@@ -65,12 +71,41 @@ def _memory(stack: RunningStack) -> dict[str, float]:
     }
 
 
+async def _openai(stack: RunningStack, plan: Plan, say: Any) -> tuple[dict[str, Any], int]:
+    """The OpenAI-compatible face's measurements, and how many requests they sent through Envoy."""
+    await chat.warm_up(stack, plan.warm_up_requests)
+    say(f"/v1/chat/completions beside ProcessPrompt: {plan.latency_requests} paired requests ...")
+    whole = await chat.measure_whole(stack, plan.latency_requests)
+    say(f"time to first token: {plan.latency_requests} paired streams ...")
+    streamed = await chat.measure_first_token(stack, plan.latency_requests)
+    say(
+        f"streaming throughput: {plan.throughput_requests} streams "
+        f"at concurrency {plan.concurrency} ..."
+    )
+    throughput = await chat.measure_stream_throughput(
+        stack, plan.throughput_requests, plan.concurrency
+    )
+    # Warm-up: a whole and a streamed chat each; each timed run: one untimed request per side first.
+    sent = 2 * plan.warm_up_requests
+    sent += 2 + 2 * plan.latency_requests
+    sent += 1 + plan.latency_requests
+    sent += plan.throughput_requests
+    script = {
+        "chunks": STREAM_CHUNKS,
+        "first_token_delay_ms": FIRST_TOKEN_DELAY_SECONDS * 1000,
+        "chunk_delay_ms": CHUNK_DELAY_SECONDS * 1000,
+    }
+    streaming = {"script": script, **streamed, "throughput": throughput.report()}
+    return {"chat_completions": whole, "streaming": streaming}, sent
+
+
 async def measure(stack: RunningStack, plan: Plan, say: Any) -> dict[str, Any]:
     """Every measurement on a started stack.
 
-    Order: warm-up, throughput, added latency, history load, added latency again; each latency
-    run follows the same VACUUM ANALYZE and warm-up, so only the loaded rows differ between them.
-    Memory is the peak over all of it.
+    Order: warm-up, throughput, added latency, the OpenAI-compatible face (whole answers beside
+    ProcessPrompt, time to first token, streaming throughput), history load, added latency again;
+    each ProcessPrompt latency run follows the same VACUUM ANALYZE and warm-up, so only the loaded
+    rows differ between them. Memory is the peak over all of it.
     """
     say(
         "pids: "
@@ -92,6 +127,10 @@ async def measure(stack: RunningStack, plan: Plan, say: Any) -> dict[str, Any]:
     say(f"added latency: {plan.latency_requests} paired requests ...")
     before = await load.measure_latency(stack, plan.latency_requests)
     sent += 1 + plan.latency_requests
+    # The face's runs start with no records in flight, as the latency run before them did.
+    await history.wait_for_rows(database_url, sent, RECORD_WAIT_SECONDS)
+    openai, openai_sent = await _openai(stack, plan, say)
+    sent += openai_sent
     recorded = await history.wait_for_rows(database_url, sent, RECORD_WAIT_SECONDS)
     say(f"loading {plan.history_rows:,} history rows and as many attempts ...")
     load_seconds = await history.load_history(database_url, plan.history_rows)
@@ -120,6 +159,7 @@ async def measure(stack: RunningStack, plan: Plan, say: Any) -> dict[str, Any]:
                 before_report["added_paired"]["p95_ms"], after_report["added_paired"]["p95_ms"]
             ),
         },
+        **openai,
         "memory_mb": _memory(stack),
     }
 

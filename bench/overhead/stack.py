@@ -2,9 +2,11 @@
 
 Reuses the `make run` pieces (Supervisor, ServiceSpec, readiness probes, the Envoy config), but
 with its own temporary folder, catalog and scenario: one OpenAI-compatible model on the simulator
-that answers at once and declares no rpm/rpd limits, so pacing never interferes. The health worker
-is not started (it is idle between hourly probes). Everything runs from the temporary folder, so
-a `.env` of the checkout cannot redirect the benchmark (e.g. to another database).
+that answers at once and declares no rpm/rpd limits, so pacing never interferes. Streamed answers
+(only those) follow a fixed timeline, so the first content chunk arrives a known time after the
+response headers and well before the last one. The health worker is not started (it is idle
+between hourly probes). Everything runs from the temporary folder, so a `.env` of the checkout
+cannot redirect the benchmark (e.g. to another database).
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ MODEL_ID = "instant"
 MODEL_NAME = f"{PROVIDER}/{MODEL_ID}"
 API_KEY = "sk-bench-0123456789abcdef"
 MAX_OUTPUT_TOKENS = 64
+# A streamed answer: headers at once, the first content chunk after FIRST_TOKEN_DELAY_SECONDS, the
+# other STREAM_CHUNKS - 1 each CHUNK_DELAY_SECONDS later.
+STREAM_CHUNKS = 4
+FIRST_TOKEN_DELAY_SECONDS = 0.010
+CHUNK_DELAY_SECONDS = 0.005
 START_TIMEOUT_SECONDS = 60.0
 
 
@@ -55,8 +62,13 @@ def catalog() -> dict[str, object]:
 
 
 def scenario() -> dict[str, object]:
-    """Every simulated model answers with no delay."""
-    return {"seed": 1, "default": {"latency": 0}}
+    """Every simulated model answers with no delay; a stream on the fixed timeline above."""
+    stream = {
+        "chunks": STREAM_CHUNKS,
+        "first_token_delay": FIRST_TOKEN_DELAY_SECONDS,
+        "chunk_delay": CHUNK_DELAY_SECONDS,
+    }
+    return {"seed": 1, "default": {"latency": 0, "stream": stream}}
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,11 @@ class RunningStack:
     def process_url(self) -> str:
         """ProcessPrompt as JSON through Envoy."""
         return f"{self.addresses.envoy_url}/api/v1/prompts/process"
+
+    @property
+    def chat_url(self) -> str:
+        """OpenAI's chat completions (whole or streamed) through Envoy."""
+        return f"{self.addresses.envoy_url}/v1/chat/completions"
 
     @property
     def postgres_folder(self) -> Path:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.overhead.stack import CHUNK_DELAY_SECONDS, FIRST_TOKEN_DELAY_SECONDS, STREAM_CHUNKS
+
 ROOT = Path(__file__).resolve().parents[2]
 PERCENTILES = {"median_ms", "p95_ms", "p99_ms"}
 LATENCY_SECTIONS = {"direct", "gateway", "added_paired", "added_percentile_difference"}
@@ -42,6 +44,10 @@ def test_quick_run_prints_the_table_and_writes_every_metric(tmp_path: Path) -> N
         "peak RSS Selector + ModelStore, MB",
         "start to all SERVING, s",
         "change of added latency p50 / p95, %",
+        "chat minus ProcessPrompt added, ms",
+        "stream first token added, paired, ms",
+        "stream throughput, c=32, n=200",
+        "errors in the stream throughput run",
     ):
         assert label in done.stdout
 
@@ -56,7 +62,10 @@ def test_quick_run_prints_the_table_and_writes_every_metric(tmp_path: Path) -> N
     assert throughput["requests_per_second"] > 0
     assert 0 < throughput["p50_ms"] <= throughput["p99_ms"]
 
-    # Bookkeeping was on: every request through the gateway left a history row and an attempt.
+    _check_openai(results)
+
+    # Bookkeeping was on: every request through the gateway (streams too) left a history row and
+    # an attempt.
     recorded = results["recorded_rows"]
     assert recorded["prompt_history"] == recorded["expected"]
     assert recorded["model_attempts"] == recorded["expected"]
@@ -81,3 +90,44 @@ def test_quick_run_prints_the_table_and_writes_every_metric(tmp_path: Path) -> N
         "client",
     }
     assert set(results["met"]) == set(results["targets"])
+
+
+def _check_openai(results: dict) -> None:
+    whole = results["chat_completions"]
+    assert whole["requests"] == 50
+    _check_latency(whole["process"])
+    _check_latency(whole["chat"])
+    assert set(whole["chat_minus_process_ms"]) == PERCENTILES
+    for key, difference in whole["chat_minus_process_ms"].items():
+        added = whole["chat"]["added_paired"][key] - whole["process"]["added_paired"][key]
+        assert difference == pytest.approx(added, abs=0.002)
+
+    streaming = results["streaming"]
+    _check_latency(streaming["first_token"])
+    _check_latency(streaming["complete"])
+    first_token_ms = FIRST_TOKEN_DELAY_SECONDS * 1000
+    shortest_ms = first_token_ms + (STREAM_CHUNKS - 1) * CHUNK_DELAY_SECONDS * 1000
+    assert streaming["script"] == {
+        "chunks": STREAM_CHUNKS,
+        "first_token_delay_ms": first_token_ms,
+        "chunk_delay_ms": CHUNK_DELAY_SECONDS * 1000,
+    }
+    # Timed at the first content chunk (sent after the script's delay, not with the headers) and
+    # at the end of the stream (after every chunk).
+    for side in ("direct", "gateway"):
+        assert streaming["first_token"][side]["median_ms"] >= first_token_ms
+        assert streaming["complete"][side]["median_ms"] >= shortest_ms
+    # Through the gateway the first chunk arrives while the rest is still on its way: streamed,
+    # not buffered until the end (half the simulator's spacing, to leave room for a busy machine).
+    gateway_gap = (
+        streaming["complete"]["gateway"]["median_ms"]
+        - streaming["first_token"]["gateway"]["median_ms"]
+    )
+    assert gateway_gap >= (shortest_ms - first_token_ms) / 2
+
+    throughput = streaming["throughput"]
+    assert throughput["requests"] == 200
+    assert throughput["concurrency"] == 32
+    assert throughput["errors"] == 0, throughput["first_error"]
+    assert throughput["requests_per_second"] > 0
+    assert shortest_ms <= throughput["p50_ms"] <= throughput["p99_ms"]
