@@ -4,6 +4,7 @@
 - `database_url` (function): a fresh, migrated, empty database (a copy of a template migrated once).
 - `model_store` (function): a running ModelStore on 127.0.0.1:0 over a fresh database with the
   repo's catalog.yaml applied; `model_store_stub` is a `ModelStoreStub` connected to it.
+- `data_dir` (function): a DATA_DIR for embedded PostgreSQL outside pytest's temporary folder.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -128,3 +129,18 @@ async def model_store_stub(
 def catalog_path() -> Path:
     """The repo's catalog.yaml."""
     return CATALOG_PATH
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A DATA_DIR for embedded PostgreSQL, outside pytest's temporary folder.
+
+    Run as root, PostgreSQL runs as another user that must traverse every folder above its data;
+    pytest makes its own folder 0700 again whenever a session starts (also another one on this
+    machine), which would cut that user off halfway through a test.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="aiselector-stack-"))
+    try:
+        yield folder / "data"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -16,7 +16,7 @@ from aiselector.v1 import common_pb2
 from services.selector.providers import ChatRequest, ProviderError, Scope, Target
 from services.selector.providers.waits import local_day
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers" / "openrouter"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "providers" / "openrouter"
 
 
 class _Replies:

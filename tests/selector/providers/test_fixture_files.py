@@ -9,7 +9,7 @@ import pytest
 
 from aiselector.v1 import common_pb2
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "providers"
 FILES = sorted(FIXTURES.rglob("*.json"))
 OUTCOMES = {
     name.removeprefix("OUTCOME_") for name in common_pb2.Outcome.DESCRIPTOR.values_by_name

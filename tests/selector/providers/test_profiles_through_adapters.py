@@ -3,7 +3,8 @@
 Each case makes the simulator say exactly what a provider recorded (tests/simulator/
 test_profiles.py checks that); here the real ProviderClient must conclude what the recording's
 `expect` block says: the outcome, the scope, and whether a wait was given. The exact waits are
-pinned by tests/providers/test_fixture_replay.py (the simulator words them from its own clock).
+pinned by tests/selector/providers/test_fixture_replay.py (the simulator words them from its own
+clock).
 Replies whose wait rides in rate-limit headers are driven by a simulated quota instead, so the
 headers carry the simulator's real windows.
 """

@@ -20,7 +20,7 @@ from services.selector.providers.listing import (
     parse_openai,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "providers"
 GEMINI = ("gemini", pb.API_FORMAT_GEMINI)
 
 

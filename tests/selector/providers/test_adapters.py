@@ -15,7 +15,7 @@ from services.selector.providers import (
     ProviderClient,
     ProviderError,
 )
-from tests.providers.helpers import WIRES, script
+from tests.selector.providers.helpers import WIRES, script
 
 pb = common_pb2
 

@@ -10,7 +10,7 @@ import pytest
 
 from aiselector.v1 import common_pb2
 from services.selector.providers import ChatRequest, ChatResult, ProviderError
-from tests.providers.helpers import WIRES, script
+from tests.selector.providers.helpers import WIRES, script
 from tests.simulator.helpers import until
 
 pb = common_pb2

@@ -9,7 +9,7 @@ import pytest
 
 from services.selector.providers import ProviderClient, Target
 from services.simulator import RunningSimulator, start_simulator
-from tests.providers.helpers import KEY
+from tests.selector.providers.helpers import KEY
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from services.common.logging import JsonFormatter
 from services.selector.providers import ChatRequest, ProviderError
-from tests.providers.helpers import KEY, WIRES, script
+from tests.selector.providers.helpers import KEY, WIRES, script
 
 
 @pytest.mark.parametrize("wire", WIRES)

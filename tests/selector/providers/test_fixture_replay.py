@@ -16,7 +16,7 @@ from services.selector.providers.classify import classify_error_body, classify_r
 from services.selector.providers.gemini import GeminiFormat
 from services.selector.providers.openai import OpenAIFormat
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "providers"
 DEFAULT_NOW = "2026-12-01T12:00:00Z"
 KEY = "sk-fixture-replay-7c1d"
 

@@ -9,7 +9,7 @@ import pytest
 from aiselector.v1 import common_pb2
 from services.selector.providers import ChatRequest, ProviderError
 from services.selector.providers.waits import seconds_until_midnight
-from tests.providers.helpers import script
+from tests.selector.providers.helpers import script
 
 pb = common_pb2
 GROQ = ("groq", pb.API_FORMAT_OPENAI)
