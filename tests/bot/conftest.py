@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,8 +15,8 @@ from services.bot.app import build_bot, build_dispatcher
 from services.bot.limiter import UserRateLimiter
 from services.bot.selector_client import SelectorClient
 from services.common.server import GrpcServer
-from tests.bot.fake_selector import ADMIN_TOKEN, ScriptedSelector, start_fake_selector
 from tests.bot.fake_telegram import FakeBotApi, RecordingSession, callback_update, message_update
+from tests.fakes import ADMIN_TOKEN, ScriptedSelector, free_port, serve
 
 TOKEN = "123456:TEST-bot-token-for-tests"
 ADMIN_ID = 777
@@ -30,7 +29,7 @@ EDIT_INTERVAL = 0.2
 @pytest.fixture(scope="session")
 async def selector_server() -> AsyncIterator[tuple[ScriptedSelector, GrpcServer]]:
     servicer = ScriptedSelector()
-    server = await start_fake_selector(servicer)
+    server = await serve(servicer)
     yield servicer, server
     await server.stop(0)
 
@@ -134,9 +133,7 @@ def chat(client: SelectorClient, clock: FakeClock) -> Iterator[Chat]:
 @pytest.fixture
 def unused_address() -> str:
     """A loopback address where nothing listens."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"
+    return f"127.0.0.1:{free_port()}"
 
 
 @asynccontextmanager

@@ -11,8 +11,8 @@ import itertools
 from aiselector.v1 import selector_pb2
 from services.common import errors
 from tests.bot.conftest import EDIT_INTERVAL, running_bot
-from tests.bot.fake_selector import Delta, Fail, Finish, ScriptedSelector
 from tests.bot.fake_telegram import callback_update, message_update
+from tests.fakes import Delta, Fail, Finish, ScriptedSelector
 
 
 async def test_a_users_text_gets_the_answer_in_that_chat(

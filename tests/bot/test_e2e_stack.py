@@ -10,7 +10,6 @@ what they expect in either case, so neither case passes unchecked.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,8 +25,8 @@ from services.selector.server import SelectorServicer
 from services.selector.settings import SelectorSettings
 from services.simulator.server import start_simulator
 from tests.bot.conftest import running_bot
-from tests.bot.fake_selector import ADMIN_TOKEN
 from tests.bot.fake_telegram import message_update
+from tests.fakes import ADMIN_TOKEN, eventually
 
 SELECTOR_STREAMS = (
     SelectorServicer.StreamPrompt is not selector_pb2_grpc.SelectorServicer.StreamPrompt
@@ -52,12 +51,12 @@ async def real_selector(
     try:
         async with grpc.aio.insecure_channel(selector.address) as channel:
             health = health_pb2_grpc.HealthStub(channel)
-            async with asyncio.timeout(30):
-                while True:
-                    reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                    await asyncio.sleep(0.05)
+
+            async def serving() -> bool:
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+            await eventually(serving, timeout=30, what="the Selector to serve")
         yield selector
     finally:
         await selector.stop()

@@ -13,7 +13,7 @@ from services.bot.formatting import telegram_length
 from services.bot.selector_client import SelectorClient
 from services.common import errors
 from tests.bot.conftest import ADMIN_ID, PROMPTS_PER_MINUTE, Chat, FakeClock, make_chat
-from tests.bot.fake_selector import ADMIN_TOKEN, Delta, Finish, ScriptedSelector, scripted_reply
+from tests.fakes import ADMIN_TOKEN, Delta, Finish, ScriptedSelector, scripted_reply
 
 RU_START = (
     "👋 Привет! Я отвечаю на вопросы с помощью лучшей бесплатной языковой модели, "
@@ -47,7 +47,7 @@ async def test_start_in_english(chat: Chat, selector) -> None:
 
 
 async def test_start_still_greets_when_the_selector_fails(chat: Chat, selector) -> None:
-    selector.stats_error = errors.Unavailable("store down", retry_after_seconds=5)
+    selector.failures["GetModelStats"] = errors.Unavailable("store down", retry_after_seconds=5)
     assert await chat.send("/start", language_code="en") == [
         EN_START + "\n\nThe model list is not available right now."
     ]

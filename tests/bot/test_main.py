@@ -10,8 +10,8 @@ from pathlib import Path
 
 from services.common import errors
 from tests.bot.conftest import ADMIN_ID, TOKEN
-from tests.bot.fake_selector import ScriptedSelector
 from tests.bot.fake_telegram import FakeBotApi, message_update
+from tests.fakes import ScriptedSelector
 
 REPO = Path(__file__).resolve().parents[2]
 

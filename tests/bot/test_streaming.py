@@ -26,8 +26,8 @@ from services.bot.streaming import CURSOR
 from services.bot.texts import EN
 from services.common import errors
 from tests.bot.conftest import EDIT_INTERVAL, Chat
-from tests.bot.fake_selector import Delta, Fail, Failover, Finish, ScriptedSelector, scripted_reply
 from tests.bot.fake_telegram import NOT_MODIFIED, ApiCall
+from tests.fakes import Delta, Fail, Failover, Finish, ScriptedSelector, scripted_reply
 
 CHAT = 501
 FOOTER_EN = "<i>🤖 groq/llama-3.3-70b-versatile · groq · 2.3 s</i>"

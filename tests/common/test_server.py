@@ -14,36 +14,28 @@ from grpc_status import rpc_status
 from aiselector.v1 import selector_pb2, selector_pb2_grpc
 from services.common import errors
 from services.common.logging import JsonFormatter, request_id_var
-from services.common.server import Registration, start_grpc_server
+from services.common.server import start_grpc_server
+from tests.fakes import SELECTOR, ScriptedSelector, registration
 
-SELECTOR = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
 
-
-class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
+async def answer(request, context):
     """Raises whatever the prompt asks for; echoes the request id otherwise."""
-
-    async def ProcessPrompt(self, request, context):
-        if request.prompt == "invalid":
-            raise errors.InvalidArgument([("prompt", "must be 1..10000 characters")])
-        if request.prompt == "limited":
-            raise errors.ResourceExhausted("all rate limited", retry_after_seconds=6.2)
-        if request.prompt == "boom":
-            raise RuntimeError("secret internals")
-        if request.prompt == "huge":
-            raise errors.InvalidArgument([("tags", "t" * 200_000)] * 50)
-        logging.getLogger("test").info("handled")
-        return selector_pb2.ProcessPromptResponse(response="ok", request_id=request_id_var.get())
+    if request.prompt == "invalid":
+        raise errors.InvalidArgument([("prompt", "must be 1..10000 characters")])
+    if request.prompt == "limited":
+        raise errors.ResourceExhausted("all rate limited", retry_after_seconds=6.2)
+    if request.prompt == "boom":
+        raise RuntimeError("secret internals")
+    if request.prompt == "huge":
+        raise errors.InvalidArgument([("tags", "t" * 200_000)] * 50)
+    logging.getLogger("test").info("handled")
+    return selector_pb2.ProcessPromptResponse(response="ok", request_id=request_id_var.get())
 
 
 @pytest.fixture
 async def server():
     running = await start_grpc_server(
-        [
-            Registration(
-                SELECTOR, selector_pb2_grpc.add_SelectorServicer_to_server, ScriptedSelector()
-            )
-        ],
-        "127.0.0.1:0",
+        [registration(ScriptedSelector(answer=answer))], "127.0.0.1:0"
     )
     yield running
     await running.stop(0)

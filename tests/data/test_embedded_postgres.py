@@ -8,7 +8,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.data.embedded import EmbeddedPostgres, _held_signals
+from tests.fakes import eventually_blocking
 from tests.stack.processes import marked_processes, new_marker
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -93,10 +93,7 @@ def test_held_signals_reach_their_handler_only_after_the_block():
     try:
         with _held_signals(signal.SIGUSR1) as received:
             os.kill(os.getpid(), signal.SIGUSR1)
-            deadline = time.monotonic() + 5
-            while not received:
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
+            eventually_blocking(lambda: received, timeout=5, what="the held signal")
             assert handled == []
         assert received == [signal.SIGUSR1]
         assert handled == [signal.SIGUSR1]

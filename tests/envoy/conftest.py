@@ -9,20 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from aiselector.v1 import model_store_pb2_grpc, selector_pb2_grpc
-from services.common.server import Registration, start_grpc_server
 from services.stack.envoy_config import EnvoyConfig
-from tests.envoy.harness import (
-    MODEL_STORE,
-    SELECTOR,
-    RunningEnvoy,
-    ScriptedModelStore,
-    ScriptedSelector,
-    Upstream,
-    start_envoy,
-    stop_envoy,
-)
+from tests.envoy.harness import RunningEnvoy, Upstream, scripted_selector, start_envoy, stop_envoy
 from tests.envoy.sdk import sdk
+from tests.fakes import ScriptedModelStore, serve
 from tests.stacks import Stack, make_stack
 
 __all__ = ["make_stack", "sdk"]
@@ -32,18 +22,8 @@ Front = Callable[..., Awaitable[tuple[Stack, RunningEnvoy, httpx.AsyncClient]]]
 
 @pytest.fixture(scope="module")
 async def upstream() -> AsyncIterator[Upstream]:
-    selector = ScriptedSelector()
-    server = await start_grpc_server(
-        [
-            Registration(SELECTOR, selector_pb2_grpc.add_SelectorServicer_to_server, selector),
-            Registration(
-                MODEL_STORE,
-                model_store_pb2_grpc.add_ModelStoreServicer_to_server,
-                ScriptedModelStore(),
-            ),
-        ],
-        "127.0.0.1:0",
-    )
+    selector = scripted_selector()
+    server = await serve(selector, ScriptedModelStore())
     yield Upstream(server, selector)
     await server.stop(0)
 

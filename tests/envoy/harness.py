@@ -7,29 +7,19 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import httpx
 
-from aiselector.v1 import (
-    model_store_pb2,
-    model_store_pb2_grpc,
-    selector_pb2,
-    selector_pb2_grpc,
-)
+from aiselector.v1 import selector_pb2
 from services.common import errors
-from services.common.interceptors import metadata_value
 from services.common.logging import request_id_var
 from services.common.server import GrpcServer
 from services.stack.envoy_config import EnvoyConfig, write
+from tests.fakes import ScriptedSelector, eventually_blocking
 
-SELECTOR = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
-MODEL_STORE = model_store_pb2.DESCRIPTOR.services_by_name["ModelStore"].full_name
-ADMIN_TOKEN = "scripted-admin-token"
 MAX_PROMPT_CHARS = 10_000
 # Prompts that script the reply: answer after SLOW_SECONDS, or fail with a single header field far
 # over HTTP/2's default 64 KiB (a status services.common.errors would never let through).
@@ -39,71 +29,42 @@ OVERSIZED_HEADER_PROMPT = "oversized-header"
 OVERSIZED_HEADER_BYTES = 200_000
 
 
-@dataclass
-class SeenCall:
-    """What the upstream received: method and the request id metadata."""
-
-    method: str
-    request_id: str
-    metadata: dict[str, str]
-
-
-@dataclass
-class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
-    """Validates and authorises like the real Selector; the prompt text scripts the outcome."""
-
-    calls: list[SeenCall] = field(default_factory=list)
-
-    def _seen(self, method: str, context: object) -> None:
-        metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}  # type: ignore[attr-defined]
-        self.calls.append(SeenCall(method, metadata_value(context, "x-request-id"), metadata))  # type: ignore[arg-type]
-
-    async def ProcessPrompt(self, request, context):
-        self._seen("ProcessPrompt", context)
-        if not request.prompt.strip():
-            raise errors.InvalidArgument([("prompt", "must not be empty")])
-        if len(request.prompt) > MAX_PROMPT_CHARS:
-            raise errors.InvalidArgument(
-                [("prompt", f"must be at most {MAX_PROMPT_CHARS} characters")]
-            )
-        if request.prompt == "limited":
-            raise errors.ResourceExhausted("every model is rate limited", retry_after_seconds=7)
-        if request.prompt == "unavailable":
-            raise errors.Unavailable("no model can answer now", retry_after_seconds=30)
-        if request.prompt == OVERSIZED_HEADER_PROMPT:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "x" * OVERSIZED_HEADER_BYTES)
-        if request.prompt == SLOW_PROMPT:
-            await asyncio.sleep(SLOW_SECONDS)
-        return selector_pb2.ProcessPromptResponse(
-            prompt=request.prompt,
-            response="scripted answer",
-            selected_model="scripted/model",
-            provider="scripted",
-            success=True,
-            attempts=1,
-            request_id=request_id_var.get(),
-        )
-
-    async def GetModelStats(self, request, context):
-        self._seen("GetModelStats", context)
-        model = selector_pb2.ModelStats(id=1, name="scripted/model", provider="scripted")
-        return selector_pb2.GetModelStatsResponse(models=[model], total_models=1)
-
-    async def TestProviders(self, request, context):
-        self._seen("TestProviders", context)
-        authorization = metadata_value(context, "authorization")
-        if not authorization:
-            raise errors.Unauthenticated("admin token required: authorization: Bearer <token>")
-        if authorization != f"Bearer {ADMIN_TOKEN}":
-            raise errors.PermissionDenied("wrong admin token")
-        return selector_pb2.TestProvidersResponse(total_providers=0)
+async def answer(
+    request: selector_pb2.ProcessPromptRequest, context: grpc.aio.ServicerContext
+) -> selector_pb2.ProcessPromptResponse:
+    """The scripted Selector's answer behind Envoy: validates like the real Selector; the prompt
+    text scripts the outcome."""
+    if not request.prompt.strip():
+        raise errors.InvalidArgument([("prompt", "must not be empty")])
+    if len(request.prompt) > MAX_PROMPT_CHARS:
+        raise errors.InvalidArgument([("prompt", f"must be at most {MAX_PROMPT_CHARS} characters")])
+    if request.prompt == "limited":
+        raise errors.ResourceExhausted("every model is rate limited", retry_after_seconds=7)
+    if request.prompt == "unavailable":
+        raise errors.Unavailable("no model can answer now", retry_after_seconds=30)
+    if request.prompt == OVERSIZED_HEADER_PROMPT:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "x" * OVERSIZED_HEADER_BYTES)
+    if request.prompt == SLOW_PROMPT:
+        await asyncio.sleep(SLOW_SECONDS)
+    return selector_pb2.ProcessPromptResponse(
+        prompt=request.prompt,
+        response="scripted answer",
+        selected_model="scripted/model",
+        provider="scripted",
+        success=True,
+        attempts=1,
+        request_id=request_id_var.get(),
+    )
 
 
-class ScriptedModelStore(model_store_pb2_grpc.ModelStoreServicer):
-    """Answers ListModels, so a 404 through Envoy proves Envoy blocked the call."""
-
-    async def ListModels(self, request, context):
-        return model_store_pb2.ListModelsResponse()
+def scripted_selector() -> ScriptedSelector:
+    """The Selector behind Envoy in the front-door tests: `answer`, one model with every field at
+    its zero value, and an empty probe run."""
+    return ScriptedSelector(
+        answer=answer,
+        models=[selector_pb2.ModelStats(id=1, name="scripted/model", provider="scripted")],
+        test_results=selector_pb2.TestProvidersResponse(),
+    )
 
 
 @dataclass
@@ -154,27 +115,25 @@ def envoy_binary() -> str:
 
 
 def _wait_for_admin_address(path: Path, process: subprocess.Popen[bytes], log: Path) -> str:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def written() -> str:
         if process.poll() is not None:
             raise RuntimeError(f"envoy exited with {process.returncode}:\n{log.read_text()}")
-        if path.exists() and path.read_text().strip():
-            return path.read_text().strip()
-        time.sleep(0.05)
-    raise TimeoutError("envoy did not write its admin address")
+        return path.read_text().strip() if path.exists() else ""
+
+    return eventually_blocking(written, timeout=20, what="envoy to write its admin address")
 
 
 def _public_port(admin_url: str) -> int:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        ready = httpx.get(f"{admin_url}/ready", timeout=2)
-        if ready.status_code == 200:
-            listeners = httpx.get(f"{admin_url}/listeners?format=json", timeout=2).json()
-            for status in listeners["listener_statuses"]:
-                if status["name"] == "public":
-                    return int(status["local_address"]["socket_address"]["port_value"])
-        time.sleep(0.05)
-    raise TimeoutError("envoy did not become ready")
+    def listening() -> int:
+        if httpx.get(f"{admin_url}/ready", timeout=2).status_code != 200:
+            return 0
+        listeners = httpx.get(f"{admin_url}/listeners?format=json", timeout=2).json()
+        for status in listeners["listener_statuses"]:
+            if status["name"] == "public":
+                return int(status["local_address"]["socket_address"]["port_value"])
+        return 0
+
+    return eventually_blocking(listening, timeout=20, what="envoy to become ready")
 
 
 def start_envoy(config: EnvoyConfig, workdir: Path) -> RunningEnvoy:
@@ -218,12 +177,3 @@ def stop_envoy(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-async def wait_until(predicate: Callable[[], bool], within_seconds: float = 5.0) -> None:
-    """Polls `predicate()` until true (access log lines are flushed asynchronously)."""
-    deadline = time.monotonic() + within_seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)

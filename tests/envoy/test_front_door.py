@@ -10,14 +10,8 @@ import httpx
 import pytest
 
 from aiselector.v1 import model_store_pb2, model_store_pb2_grpc, selector_pb2, selector_pb2_grpc
-from tests.envoy.harness import (
-    ADMIN_TOKEN,
-    OVERSIZED_HEADER_PROMPT,
-    SLOW_PROMPT,
-    RunningEnvoy,
-    Upstream,
-    wait_until,
-)
+from tests.envoy.harness import OVERSIZED_HEADER_PROMPT, SLOW_PROMPT, RunningEnvoy, Upstream
+from tests.fakes import ADMIN_TOKEN, eventually
 
 PROCESS = "/api/v1/prompts/process"
 STATS = "/api/v1/models/stats"
@@ -266,7 +260,7 @@ async def test_access_log_is_json_with_the_request_id(http, envoy: RunningEnvoy)
                 entries.append(json.loads(line))
         return entries
 
-    await wait_until(lambda: bool(logged()))
+    await eventually(lambda: bool(logged()))
     [entry] = logged()
     assert entry["status"] == 200
     assert entry["path"] == STATS
@@ -280,7 +274,7 @@ async def test_an_oversized_reply_header_fails_only_its_own_request(http, upstre
     normal = [
         asyncio.create_task(http.post(PROCESS, json={"prompt": SLOW_PROMPT})) for _ in range(20)
     ]
-    await wait_until(lambda: len(upstream.selector.calls) - started >= 20)
+    await eventually(lambda: len(upstream.selector.calls) - started >= 20)
 
     oversized = await asyncio.gather(
         http.post(PROCESS, json={"prompt": OVERSIZED_HEADER_PROMPT}), return_exceptions=True

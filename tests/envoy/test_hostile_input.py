@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.envoy.harness import RunningEnvoy, wait_until
+from tests.envoy.harness import RunningEnvoy
+from tests.fakes import eventually
 from tests.stacks import ADMIN_TOKEN
 
 PROCESS = "/api/v1/prompts/process"
@@ -50,7 +51,7 @@ async def test_an_oversized_tag_fails_only_its_own_request(front):
     normal = [
         asyncio.create_task(http.post(PROCESS, json={"prompt": f"question {i}"})) for i in range(20)
     ]
-    await wait_until(lambda: len(stack.sim.log()) >= 20)
+    await eventually(lambda: len(stack.sim.log()) >= 20)
 
     bad = await http.post(PROCESS, json={"prompt": "hi", "tags": ["t" * 40_000]})
     replies = await asyncio.gather(*normal)
@@ -113,7 +114,7 @@ async def test_silent_connections_beyond_the_limit_do_not_lock_out_a_new_client(
         for _ in range(ENVOY_CONNECTION_LIMIT + 50)
     ]
     try:
-        await wait_until(lambda: _held(envoy) == ENVOY_CONNECTION_LIMIT)
+        await eventually(lambda: _held(envoy) == ENVOY_CONNECTION_LIMIT)
 
         reply, tries = await _answered(envoy, within_seconds=first_byte_seconds + 10)
 
@@ -216,7 +217,7 @@ async def test_circuit_breaker_overflow_is_a_503_json_with_retry_after(front):
 async def test_an_overloaded_envoy_answers_503_json_with_retry_after(front):
     # A heap limit Envoy is always over: its overload manager stops accepting requests.
     _, envoy, http = await front(envoy={"max_heap_bytes": 1024 * 1024})
-    await wait_until(
+    await eventually(
         lambda: envoy.stat("overload.envoy.overload_actions.stop_accepting_requests.active") == 1
     )
 
@@ -296,7 +297,7 @@ async def test_a_token_in_the_query_string_never_reaches_envoys_log(front):
     ]
     ids = [r.headers["x-request-id"] for r in replies]
 
-    await wait_until(lambda: all(any(i in line for line in envoy.log_lines()) for i in ids))
+    await eventually(lambda: all(any(i in line for line in envoy.log_lines()) for i in ids))
     assert all(r.status_code == 400 and ADMIN_TOKEN not in r.text for r in replies)
     entries = [json.loads(line) for line in envoy.log_lines() if line.startswith("{")]
     assert [e["path"] for e in entries if e["request_id"] in ids] == [TEST_PROVIDERS, STATS]

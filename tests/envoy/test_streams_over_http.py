@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from aiselector.v1 import selector_pb2
-from tests.simulator.helpers import until
+from tests.fakes import eventually
 
 STREAM = "/api/v1/prompts/stream"
 COMPLETIONS = "/v1/chat/completions"
@@ -154,9 +154,9 @@ async def test_a_client_that_leaves_mid_stream_cancels_the_provider_call(front):
             if '"content":"[simulated]' in line:
                 break
 
-    await until(lambda: stack.sim.log()[0]["client_gone"], within=5)
+    await eventually(lambda: stack.sim.log()[0]["client_gone"], timeout=5)
     assert stack.sim.log()[0]["chunks"] < 8
-    await until(lambda: stack.selector.recorder.pending_attempts() == [], within=5)
+    await eventually(lambda: stack.selector.recorder.pending_attempts() == [], timeout=5)
     assert await stack.outcomes() == {"alpha/m1": {"OUTCOME_ABANDONED": 1}}
 
 

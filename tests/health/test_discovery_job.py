@@ -14,7 +14,7 @@ from services.common.channels import open_channel
 from services.common.logging import JsonFormatter
 from services.health.jobs import DISCOVERY_JOB, discover_models
 from services.health.metrics import HealthMetrics
-from tests.health.fakes import ADMIN_TOKEN, ScriptedSelector
+from tests.fakes import ADMIN_TOKEN, ScriptedSelector
 from tests.stacks import ADMIN_TOKEN as STACK_ADMIN_TOKEN
 from tests.stacks import PROVIDERS, make_stack
 
@@ -33,8 +33,8 @@ async def test_logs_what_each_list_said_under_the_run_request_id(
     reply = await _discover(selector_stub, metrics, ADMIN_TOKEN)
 
     assert reply is not None
-    [call] = fake_selector.discovery_calls
-    assert call["authorization"] == f"Bearer {ADMIN_TOKEN}"
+    [call] = fake_selector.calls_to("DiscoverModels")
+    assert call.metadata["authorization"] == f"Bearer {ADMIN_TOKEN}"
     compared = [r for r in caplog.records if r.getMessage() == "model list compared"]
     assert [(r.provider, r.levelno) for r in compared] == [
         ("cerebras", logging.INFO),
@@ -56,7 +56,7 @@ async def test_logs_what_each_list_said_under_the_run_request_id(
         1,
         1,
     )
-    assert {r.request_id for r in [*compared, summary]} == {call["x-request-id"]}
+    assert {r.request_id for r in [*compared, summary]} == {call.request_id}
     assert all(ADMIN_TOKEN not in JsonFormatter("health").format(r) for r in caplog.records)
     runs = {"job": DISCOVERY_JOB, "result": "success"}
     assert registry.get_sample_value("health_job_runs_total", runs) == 1
@@ -65,7 +65,9 @@ async def test_logs_what_each_list_said_under_the_run_request_id(
 async def test_a_refused_run_is_logged_and_counted_not_raised(
     fake_selector: ScriptedSelector, selector_stub, metrics, registry, caplog
 ):
-    fake_selector.error = errors.Unavailable("ModelStore is unreachable", retry_after_seconds=30)
+    fake_selector.failures["DiscoverModels"] = errors.Unavailable(
+        "ModelStore is unreachable", retry_after_seconds=30
+    )
     caplog.set_level(logging.INFO, logger="services.health")
 
     assert await _discover(selector_stub, metrics, ADMIN_TOKEN) is None

@@ -15,14 +15,14 @@ import httpx
 import pytest
 
 from services.common.server import GrpcServer
-from tests.health.fakes import (
+from tests.fakes import (
     ADMIN_TOKEN,
-    MODEL_STORE_SERVICE,
+    MODEL_STORE,
     ScriptedModelStore,
     ScriptedSelector,
     eventually,
     free_port,
-    start_model_store,
+    serve,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,7 +86,7 @@ async def start_worker(tmp_path: Path) -> AsyncIterator:
 @pytest.fixture
 async def model_store_server() -> AsyncIterator[tuple[ScriptedModelStore, GrpcServer]]:
     fake = ScriptedModelStore()
-    server = await start_model_store(fake, serving=False)
+    server = await serve(fake, serving=False)
     yield fake, server
     await server.stop(0)
 
@@ -104,12 +104,14 @@ async def test_worker_waits_for_model_store_then_probes_discovers_purges_and_sto
 
     def waiting_for_model_store() -> bool:
         waits = worker.logged("waiting for dependency")
-        return any(e["dependency"] == MODEL_STORE_SERVICE for e in waits)
+        return any(e["dependency"] == MODEL_STORE for e in waits)
 
-    await eventually(waiting_for_model_store, within_seconds=20)
+    await eventually(waiting_for_model_store, timeout=20)
     assert fake_selector.calls == []
     await store_server.set_serving(True)
-    await eventually(lambda: bool(fake_selector.calls and fake_store.requests), within_seconds=20)
+    await eventually(
+        lambda: bool(fake_selector.calls_to("TestProviders") and fake_store.purges), timeout=20
+    )
     await eventually(lambda: bool(worker.logged("history purged")))
     await eventually(lambda: bool(worker.logged("model discovery finished")))
 
@@ -120,9 +122,15 @@ async def test_worker_waits_for_model_store_then_probes_discovers_purges_and_sto
 
     assert await worker.terminate() == 0
 
-    assert fake_selector.calls[0]["authorization"] == f"Bearer {ADMIN_TOKEN}"
-    assert fake_selector.discovery_calls[0]["authorization"] == f"Bearer {ADMIN_TOKEN}"
-    older_than = fake_store.requests[0].older_than.ToDatetime(tzinfo=UTC)
+    assert (
+        fake_selector.calls_to("TestProviders")[0].metadata["authorization"]
+        == f"Bearer {ADMIN_TOKEN}"
+    )
+    assert (
+        fake_selector.calls_to("DiscoverModels")[0].metadata["authorization"]
+        == f"Bearer {ADMIN_TOKEN}"
+    )
+    older_than = fake_store.purges[0].older_than.ToDatetime(tzinfo=UTC)
     expected = datetime.now(UTC) - timedelta(days=30)
     assert abs(older_than - expected) < timedelta(minutes=1)
     assert [e["model"] for e in worker.logged("probe result")] == [
@@ -139,7 +147,7 @@ async def test_sigterm_while_waiting_for_dependencies_exits_cleanly(start_worker
         SELECTOR_ADDRESS=f"127.0.0.1:{free_port()}",
         MODEL_STORE_ADDRESS=f"127.0.0.1:{free_port()}",
     )
-    await eventually(lambda: len(worker.logged("waiting for dependency")) >= 2, within_seconds=20)
+    await eventually(lambda: len(worker.logged("waiting for dependency")) >= 2, timeout=20)
 
     assert await worker.terminate() == 0
     assert worker.logged("stopped before the dependencies were ready")

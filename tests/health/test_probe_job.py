@@ -13,7 +13,7 @@ from services.common.channels import open_channel
 from services.common.logging import JsonFormatter
 from services.health.jobs import PROBE_JOB, probe_providers
 from services.health.metrics import HealthMetrics
-from tests.health.fakes import ADMIN_TOKEN, ScriptedSelector, start_selector
+from tests.fakes import ADMIN_TOKEN, ScriptedSelector, serve
 
 
 def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -34,8 +34,10 @@ async def test_sends_the_bearer_token_and_a_fresh_request_id_per_run(
     await _probe(selector_stub, metrics)
     await _probe(selector_stub, metrics)
 
-    assert [call["authorization"] for call in fake_selector.calls] == [f"Bearer {ADMIN_TOKEN}"] * 2
-    first, second = (call["x-request-id"] for call in fake_selector.calls)
+    assert [call.metadata["authorization"] for call in fake_selector.calls_to("TestProviders")] == [
+        f"Bearer {ADMIN_TOKEN}"
+    ] * 2
+    first, second = (call.request_id for call in fake_selector.calls_to("TestProviders"))
     assert len(first) == 32
     assert first != second
 
@@ -57,7 +59,7 @@ async def test_logs_each_model_result_under_the_run_request_id(
     assert results[1].error == "HTTP 503 from provider"
     summary = next(r for r in caplog.records if r.getMessage() == "probe run finished")
     assert (summary.total, summary.successful, summary.failed) == (2, 1, 1)
-    request_id = fake_selector.calls[0]["x-request-id"]
+    request_id = fake_selector.calls_to("TestProviders")[0].request_id
     assert {r.request_id for r in [*results, summary]} == {request_id}
     lines = [JsonFormatter("health").format(r) for r in caplog.records]
     assert all(ADMIN_TOKEN not in line for line in lines)
@@ -82,7 +84,7 @@ async def test_updates_run_and_result_metrics(selector_stub, metrics, registry):
 async def test_a_refused_run_is_logged_and_counted_not_raised(
     fake_selector: ScriptedSelector, selector_stub, metrics, registry, caplog
 ):
-    fake_selector.error = errors.PermissionDenied("admin token required")
+    fake_selector.failures["TestProviders"] = errors.PermissionDenied("admin token required")
     caplog.set_level(logging.INFO, logger="services.health")
 
     assert await _probe(selector_stub, metrics) is None
@@ -98,21 +100,21 @@ async def test_a_refused_run_is_logged_and_counted_not_raised(
 async def test_a_run_past_its_deadline_ends_as_a_logged_failure(
     fake_selector: ScriptedSelector, selector_stub, metrics, caplog
 ):
-    fake_selector.gate = asyncio.Event()
+    fake_selector.holds["TestProviders"] = asyncio.Event()
     caplog.set_level(logging.INFO, logger="services.health")
 
     assert await _probe(selector_stub, metrics, timeout_seconds=0.2) is None
 
-    fake_selector.gate.set()
+    fake_selector.holds["TestProviders"].set()
     failure = next(r for r in caplog.records if r.getMessage() == "job run failed")
     assert failure.code == "DEADLINE_EXCEEDED"
 
 
 async def test_selector_down_is_logged_and_the_next_run_works_once_it_is_back(
-    metrics, registry, caplog
+    fake_selector: ScriptedSelector, metrics, registry, caplog
 ):
-    fake = ScriptedSelector()
-    server = await start_selector(fake)
+    fake = fake_selector
+    server = await serve(fake)
     port = server.port
     caplog.set_level(logging.INFO, logger="services.health")
     async with open_channel(f"127.0.0.1:{port}") as channel:
@@ -124,7 +126,7 @@ async def test_selector_down_is_logged_and_the_next_run_works_once_it_is_back(
 
         failure = next(r for r in caplog.records if r.getMessage() == "job run failed")
         assert failure.code == "UNAVAILABLE"
-        server = await start_selector(fake, port)
+        server = await serve(fake, port=port)
         try:
             await asyncio.wait_for(channel.channel_ready(), 10)
             reply = await _probe(stub, metrics)
@@ -133,6 +135,6 @@ async def test_selector_down_is_logged_and_the_next_run_works_once_it_is_back(
 
     assert reply is not None
     assert reply.total_providers == 2
-    assert len(fake.calls) == 2
+    assert len(fake.calls_to("TestProviders")) == 2
     assert _sample(registry, "health_job_runs_total", job=PROBE_JOB, result="success") == 2
     assert _sample(registry, "health_job_runs_total", job=PROBE_JOB, result="failure") == 1

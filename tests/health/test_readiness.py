@@ -7,15 +7,14 @@ import logging
 
 from services.common.channels import open_channel
 from services.health.readiness import wait_until_serving
-from tests.health.fakes import (
-    MODEL_STORE_SERVICE,
-    SELECTOR_SERVICE,
+from tests.fakes import (
+    MODEL_STORE,
+    SELECTOR,
     ScriptedModelStore,
     ScriptedSelector,
     eventually,
     free_port,
-    start_model_store,
-    start_selector,
+    serve,
 )
 
 
@@ -25,11 +24,11 @@ def _waiting(caplog) -> list[logging.LogRecord]:
 
 async def test_waits_while_the_server_is_not_serving_yet(caplog):
     caplog.set_level(logging.INFO, logger="services.health")
-    server = await start_model_store(ScriptedModelStore(), serving=False)
+    server = await serve(ScriptedModelStore(), serving=False)
     try:
         async with open_channel(f"127.0.0.1:{server.port}") as channel:
             waiting = asyncio.create_task(
-                wait_until_serving(channel, MODEL_STORE_SERVICE, initial_delay=0.05)
+                wait_until_serving(channel, MODEL_STORE, initial_delay=0.05)
             )
             await eventually(lambda: len(_waiting(caplog)) >= 2)
             assert not waiting.done()
@@ -50,12 +49,12 @@ async def test_waits_while_unreachable_with_capped_backoff_then_proceeds(caplog)
     async with open_channel(f"127.0.0.1:{port}") as channel:
         waiting = asyncio.create_task(
             wait_until_serving(
-                channel, SELECTOR_SERVICE, initial_delay=0.02, max_delay=0.08, check_timeout=1
+                channel, SELECTOR, initial_delay=0.02, max_delay=0.08, check_timeout=1
             )
         )
         await eventually(lambda: len(_waiting(caplog)) >= 4)
         assert not waiting.done()
-        server = await start_selector(ScriptedSelector(), port)
+        server = await serve(ScriptedSelector(), port=port)
         try:
             await asyncio.wait_for(waiting, 15)
         finally:

@@ -28,7 +28,7 @@ from services.health.scheduler import (
     build_scheduler,
 )
 from services.health.settings import HealthSettings
-from tests.health.fakes import ADMIN_TOKEN, ScriptedSelector, eventually, free_port
+from tests.fakes import ADMIN_TOKEN, ScriptedSelector, eventually, free_port
 
 NOW = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 
@@ -121,7 +121,10 @@ async def test_started_scheduler_probes_at_once_and_survives_an_unreachable_mode
         scheduler.shutdown(wait=False)
         await asyncio.sleep(0)
 
-    assert (len(fake_selector.calls), len(fake_selector.discovery_calls)) == (1, 1)
+    assert (
+        len(fake_selector.calls_to("TestProviders")),
+        len(fake_selector.calls_to("DiscoverModels")),
+    ) == (1, 1)
     [failure] = [r for r in caplog.records if r.getMessage() == "job run failed"]
     assert (failure.job, failure.code) == (RETENTION_JOB, "UNAVAILABLE")
 
@@ -129,7 +132,7 @@ async def test_started_scheduler_probes_at_once_and_survives_an_unreachable_mode
 async def test_a_probe_still_running_is_not_started_twice(
     fake_selector: ScriptedSelector, selector_stub, unreachable_model_store, metrics
 ):
-    fake_selector.gate = asyncio.Event()
+    fake_selector.holds["TestProviders"] = asyncio.Event()
     skipped: list[JobSubmissionEvent] = []
     scheduler = build_scheduler(
         selector_stub, unreachable_model_store, _settings(), metrics, now=datetime.now(UTC)
@@ -137,12 +140,12 @@ async def test_a_probe_still_running_is_not_started_twice(
     scheduler.add_listener(skipped.append, EVENT_JOB_MAX_INSTANCES)
     scheduler.start()
     try:
-        await asyncio.wait_for(fake_selector.called.wait(), 10)
+        await eventually(lambda: fake_selector.calls_to("TestProviders"), timeout=10)
         scheduler.modify_job(PROBE_JOB, next_run_time=datetime.now(UTC))
         await eventually(lambda: len(skipped) == 1)
-        assert len(fake_selector.calls) == 1
+        assert len(fake_selector.calls_to("TestProviders")) == 1
     finally:
-        fake_selector.gate.set()
+        fake_selector.holds["TestProviders"].set()
         scheduler.shutdown(wait=False)
         await asyncio.sleep(0)
 

@@ -15,12 +15,12 @@ from services.common.channels import open_channel
 from services.health.scheduler import build_scheduler
 from services.health.settings import HealthSettings
 from services.health.shutdown import RunningJobs, stop_gracefully
-from tests.health.fakes import ADMIN_TOKEN, ScriptedSelector, eventually, free_port
+from tests.fakes import ADMIN_TOKEN, ScriptedSelector, eventually, free_port
 
 
 @pytest.fixture
 async def started(fake_selector: ScriptedSelector, selector_stub, metrics) -> AsyncIterator[tuple]:
-    fake_selector.gate = asyncio.Event()
+    fake_selector.holds["TestProviders"] = asyncio.Event()
     async with open_channel(f"127.0.0.1:{free_port()}") as dead_channel:
         scheduler = build_scheduler(
             selector_stub,
@@ -31,9 +31,9 @@ async def started(fake_selector: ScriptedSelector, selector_stub, metrics) -> As
         )
         running = RunningJobs(scheduler)
         scheduler.start()
-        await asyncio.wait_for(fake_selector.called.wait(), 10)
+        await eventually(lambda: fake_selector.calls_to("TestProviders"), timeout=10)
         yield scheduler, running
-        fake_selector.gate.set()
+        fake_selector.holds["TestProviders"].set()
         if scheduler.running:
             scheduler.shutdown(wait=False)
             await asyncio.sleep(0)
@@ -49,14 +49,14 @@ async def test_a_probe_in_flight_finishes_before_the_scheduler_stops(
     await asyncio.sleep(0.1)
     assert not stopping.done()
 
-    fake_selector.gate.set()
+    fake_selector.holds["TestProviders"].set()
     await asyncio.wait_for(stopping, 10)
 
     messages = [r.getMessage() for r in caplog.records]
     assert "probe run finished" in messages
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not scheduler.running
-    assert len(fake_selector.calls) == 1
+    assert len(fake_selector.calls_to("TestProviders")) == 1
 
 
 async def test_a_probe_longer_than_the_grace_is_cancelled_with_a_warning(started, caplog):

@@ -9,6 +9,7 @@ import grpc
 from aiselector.v1 import common_pb2
 from services.selector.bookkeeping import Recorder
 from services.selector.spool import Records, Spool, decode
+from tests.fakes import eventually
 
 
 class FlakyStore:
@@ -115,14 +116,6 @@ class AvailabilityStore(FlakyStore):
         self.availability += [a.model_id for a in request.availabilities]
 
 
-async def _until(condition, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.01)
-
-
 async def test_stop_while_the_store_is_down_spills_and_the_next_start_delivers(tmp_path, caplog):
     store = AvailabilityStore()
     spool = Spool(tmp_path, max_bytes=1 << 20)
@@ -172,7 +165,7 @@ async def test_a_long_outage_spills_instead_of_dropping_and_delivers_once_back(t
         for round_ in range(3):
             for i in range(round_ * 10, round_ * 10 + 10):
                 recorder.add_attempt(common_pb2.Attempt(attempt_id=f"a{i}"))
-            await _until(lambda n=round_ + 1: len(spool.files()) == n)
+            await eventually(lambda n=round_ + 1: len(spool.files()) == n)
         assert recorder.dropped == 0
         store.down = False
         assert await recorder.flush() is True
@@ -190,7 +183,7 @@ async def test_beyond_the_spool_cap_the_oldest_are_dropped_and_counted(tmp_path,
     try:
         for i in range(6):
             recorder.add_attempt(common_pb2.Attempt(attempt_id=f"a{i}"))
-        await _until(lambda: "spool full" in caplog.text)
+        await eventually(lambda: "spool full" in caplog.text)
         for i in range(6, 15):
             recorder.add_attempt(common_pb2.Attempt(attempt_id=f"a{i}"))
         assert recorder.dropped == 5

@@ -30,6 +30,7 @@ from services.simulator import start_simulator
 from services.stack.plan import free_port
 from services.stack.readiness import GrpcServing
 from tests.data.rpc import attempt
+from tests.fakes import eventually
 from tests.stacks import ADMIN_TOKEN, PROVIDERS, catalog, provider_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,18 +66,6 @@ async def read_ledger(database_url: str) -> Ledger:
             )
     finally:
         await engine.dispose()
-
-
-async def until(condition, timeout: float, what: str) -> None:
-    """Awaits `condition()` (a coroutine function) with a deadline."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                if await condition():
-                    return
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 @dataclass
@@ -263,7 +252,7 @@ class Service:
             assert self.process.returncode is None, self.log.read_text()[-3000:]
             return await ready()
 
-        await until(serving, 60, f"{self.module} to serve")
+        await eventually(serving, 60, f"{self.module} to serve")
 
     def signal(self, sig: int) -> None:
         assert self.process is not None
@@ -347,7 +336,7 @@ async def test_model_store_killed_under_load_and_selector_stopped_lose_no_record
                         client.result()  # a failed request fails the test here
                 return len(answered.replies) >= n
 
-            await until(enough, 60, f"{n} answered prompts")
+            await eventually(enough, 60, f"{n} answered prompts")
 
         clients = [asyncio.create_task(_load(stub, answered, stop, ids)) for _ in range(8)]
         await answered_at_least(150)
@@ -363,7 +352,7 @@ async def test_model_store_killed_under_load_and_selector_stopped_lose_no_record
             ledger = await read_ledger(database_url)
             return sum(ledger.prompts.values()) >= len(answered.replies)
 
-        await until(all_recorded, 30, "every answered prompt in the database")
+        await eventually(all_recorded, 30, "every answered prompt in the database")
         assert_each_once(await read_ledger(database_url), answered)
         under_load = len(answered.replies)
 

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from aiselector.v1 import common_pb2, selector_pb2
-from tests.simulator.helpers import until
+from tests.fakes import eventually
 from tests.stacks import Stack
 
 TEXT = "[simulated] one two three four five six seven eight nine ten eleven"
@@ -148,7 +148,7 @@ async def test_a_caller_that_leaves_mid_stream_cancels_the_provider_call_as_aban
 
     call.cancel()
 
-    await until(lambda: stack.sim.log()[0]["client_gone"], within=3)
+    await eventually(lambda: stack.sim.log()[0]["client_gone"], timeout=3)
     assert stack.sim.log()[0]["chunks"] < 8
     assert await stack.outcomes() == {"alpha/m1": {"OUTCOME_ABANDONED": 1}}
     [record] = await stack.history()

@@ -133,15 +133,6 @@ async def read_stream(
     return seen
 
 
-async def until(condition: Any, within: float = 5.0) -> None:
-    """Waits until `condition()` is true, polling; TimeoutError after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {within} s")
-        await asyncio.sleep(0.02)
-
-
 def missing(
     ours: Any, theirs: Any, ignore: frozenset[str] = frozenset(), path: str = ""
 ) -> list[str]:

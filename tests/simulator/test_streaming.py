@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from services.simulator import start_simulator
+from tests.fakes import eventually
 from tests.simulator.helpers import (
     ask,
     chat_body,
@@ -19,7 +20,6 @@ from tests.simulator.helpers import (
     missing,
     read_stream,
     recorded,
-    until,
 )
 
 GEMINI_SEPARATOR = "\r\n\r\n"
@@ -193,7 +193,7 @@ async def test_silent_after_headers_sends_200_then_nothing(sim, http):
     assert not keepalives.ended
     assert keepalives.text.count(": OPENROUTER PROCESSING") >= 2
     assert "data:" not in keepalives.text
-    await until(lambda: all(e["client_gone"] for e in sim.log()))
+    await eventually(lambda: all(e["client_gone"] for e in sim.log()))
 
 
 @pytest.mark.parametrize("provider", ["alpha", "gemini"])
@@ -256,7 +256,7 @@ async def test_stall_keeps_the_connection_open_after_n_chunks(sim, http):
     assert (seen.status, seen.ended, seen.broken) == (200, False, False)
     assert len(seen.chunks()) == 3  # role + 2 content chunks, then nothing
     assert "[DONE]" not in seen.text
-    await until(lambda: sim.log()[0]["client_gone"])
+    await eventually(lambda: sim.log()[0]["client_gone"])
 
 
 async def test_malformed_chunk_is_one_data_line_of_invalid_json(sim, http):
@@ -292,7 +292,7 @@ async def test_closing_the_simulator_ends_a_stalled_stream(http):
         url = chat_url(simulator, "alpha")
         body = {**chat_body("alpha", "m"), "stream": True}
         reading = asyncio.create_task(read_stream(http, url, body, {}, within=5))
-        await until(lambda: simulator.log() and simulator.log()[0]["status"] == 200)
+        await eventually(lambda: simulator.log() and simulator.log()[0]["status"] == 200)
     finally:
         await simulator.close()
     seen = await reading

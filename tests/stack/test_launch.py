@@ -6,10 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from services.stack.supervisor import LAUNCHER
+from tests.fakes import eventually_blocking
 from tests.stack.processes import marked_processes, new_marker
 
 LAUNCH = [sys.executable, "-I", "-S", str(LAUNCHER)]
@@ -54,10 +54,9 @@ def test_the_command_gets_sigterm_when_its_parent_is_killed():
         parent.kill()
         parent.wait(timeout=10)
 
-        deadline = time.monotonic() + 10
-        while marked_processes(marker):
-            assert time.monotonic() < deadline, "the command outlived its parent"
-            time.sleep(0.05)
+        eventually_blocking(
+            lambda: not marked_processes(marker), 10, "the command to end with its parent"
+        )
     finally:
         parent.kill()
         for pid in marked_processes(marker):

@@ -22,6 +22,7 @@ from sqlalchemy.pool import NullPool
 from services.simulator.environ import read_providers
 from services.stack.plan import MODEL_STORE_SERVICE, free_port
 from services.stack.readiness import GrpcServing
+from tests.fakes import eventually
 from tests.stack.processes import marked_processes, new_marker
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -89,16 +90,12 @@ async def assert_request_id_reaches_the_selector_log(curl: str, data_dir: Path) 
     request_id = reply.headers["x-request-id"]
     assert reply.json()["request_id"] == request_id
     log = data_dir / "logs" / "selector.log"
-    deadline = time.monotonic() + 10
-    while True:
-        ids = set()
-        for line in log.read_text().splitlines():
-            if line.startswith("{"):
-                ids.add(json.loads(line).get("request_id"))
-        if request_id in ids:
-            return
-        assert time.monotonic() < deadline, f"{request_id} not in {log}"
-        await asyncio.sleep(0.2)
+
+    def logged() -> bool:
+        lines = log.read_text().splitlines()
+        return request_id in {json.loads(li).get("request_id") for li in lines if li[:1] == "{"}
+
+    await eventually(logged, timeout=10, what=f"{request_id} in {log}", interval=0.2)
 
 
 async def start_make_run(env: dict[str, str]) -> asyncio.subprocess.Process:
@@ -211,10 +208,9 @@ async def read_until(process: asyncio.subprocess.Process, output: list[str], sta
 
 
 async def wait_until_gone(marker: tuple[str, str], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while left := marked_processes(marker):
-        assert time.monotonic() < deadline, f"still running: {left}"
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: not marked_processes(marker), seconds, "the stack's processes to end", 0.1
+    )
 
 
 class Load:
@@ -243,9 +239,7 @@ class Load:
                 self.failed.append(f"{reply.status_code} {reply.text[:200]}")
 
     async def until_answered(self, count: int) -> None:
-        async with asyncio.timeout(120):
-            while len(self.answered) < count:  # noqa: ASYNC110 - workers add replies, no event
-                await asyncio.sleep(0.05)
+        await eventually(lambda: len(self.answered) >= count, 120, f"{count} answered prompts")
 
     async def stop(self) -> None:
         self._stop.set()

@@ -8,7 +8,6 @@ import os
 import signal
 import stat
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from services.stack.plan import Stack, free_port
 from services.stack.readiness import GrpcServing
 from services.stack.restarts import Deaths, RestartPolicy
 from services.stack.supervisor import ServiceSpec, StartupFailed, Supervisor
+from tests.fakes import eventually
 from tests.stack.processes import marked_processes, new_marker
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -189,11 +189,11 @@ def _until_ready(said: list[str]) -> tuple[asyncio.Event, Callable[[str], None]]
 
 
 async def _wait_for_line(said: list[str], start: str, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while not any(line.startswith(start) for line in said):
-        assert time.monotonic() < deadline, f"no line starting {start!r} in {said}"
-        await asyncio.sleep(0.05)
-    return next(line for line in said if line.startswith(start))
+    return await eventually(
+        lambda: next((line for line in said if line.startswith(start)), ""),
+        timeout,
+        f"a line starting {start!r}",
+    )
 
 
 async def test_a_service_that_dies_is_restarted_and_the_others_keep_running(
@@ -289,10 +289,9 @@ async def test_stopping_while_a_service_restarts_leaves_nothing(
     first = supervisor.children["slow"]
 
     os.kill(first.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while first.log_path.read_text().count("slow starting") < 2:
-        assert time.monotonic() < deadline, first.log_path.read_text()
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: first.log_path.read_text().count("slow starting") >= 2, 30, "a second start"
+    )
     os.kill(os.getpid(), signal.SIGTERM)
     code = await asyncio.wait_for(running, 30)
 

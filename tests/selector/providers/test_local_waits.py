@@ -12,6 +12,7 @@ import pytest
 from aiselector.v1 import common_pb2
 from services.selector.providers import ChatRequest, ProviderClient, ProviderError
 from services.selector.providers.stalls import LoopWatch
+from tests.fakes import eventually
 
 pb = common_pb2
 OPENAI = ("groq", pb.API_FORMAT_OPENAI)
@@ -35,7 +36,7 @@ async def test_the_timeout_starts_once_a_connection_is_free(sim, one_connection,
     first = asyncio.create_task(
         one_connection.complete(target(OPENAI), ChatRequest.from_prompt("a"), timeout=5)
     )
-    await asyncio.sleep(0.05)
+    await eventually(sim.log, what="the first request to hold the only connection")
     # Waits about 0.4 s for the only connection, then gets its answer 0.4 s later: 0.8 s in all,
     # more than its 0.6 s timeout, but the provider took only 0.4 s of it.
     result = await one_connection.complete(
@@ -50,7 +51,7 @@ async def test_no_free_connection_before_the_deadline_is_abandoned(sim, one_conn
     holder = asyncio.create_task(
         one_connection.complete(target(OPENAI), ChatRequest.from_prompt("a"), timeout=5)
     )
-    await asyncio.sleep(0.05)
+    await eventually(sim.log, what="the first request to hold the only connection")
     deadline = asyncio.get_running_loop().time() + 0.3
     with pytest.raises(ProviderError) as caught:
         await one_connection.complete(

@@ -10,8 +10,8 @@ import pytest
 
 from aiselector.v1 import common_pb2
 from services.selector.providers import ChatRequest, ChatResult, ProviderError
+from tests.fakes import eventually
 from tests.selector.providers.helpers import WIRES, script
-from tests.simulator.helpers import until
 
 pb = common_pb2
 REQUEST = ChatRequest.from_prompt("Hi")
@@ -265,11 +265,11 @@ async def test_a_caller_that_goes_away_closes_the_providers_connection_at_once(s
     script(sim, wire, text=TEXT, stream={"chunks": 8, "chunk_delay": 0.5})
     pieces = Pieces()
     task = asyncio.create_task(stream(client, target(wire), pieces))
-    await until(lambda: pieces)
+    await eventually(lambda: pieces)
 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    await until(lambda: sim.log()[-1]["client_gone"], within=2)
+    await eventually(lambda: sim.log()[-1]["client_gone"], timeout=2)
     assert sim.log()[-1]["chunks"] < 8

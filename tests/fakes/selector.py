@@ -1,10 +1,10 @@
-"""A small scripted Selector gRPC servicer for the bot's tests: records calls, replies by script."""
+"""A scripted Selector gRPC servicer: records calls, replies by script."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -13,9 +13,8 @@ from grpc_status import rpc_status
 
 from aiselector.v1 import selector_pb2, selector_pb2_grpc
 from services.common import errors
-from services.common.server import GrpcServer, Registration, start_grpc_server
 
-SELECTOR_NAME = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
+SELECTOR = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 
 
@@ -75,6 +74,35 @@ def default_models(cooldown_until: datetime) -> list[selector_pb2.ModelStats]:
     ]
 
 
+def default_test_results() -> selector_pb2.TestProvidersResponse:
+    """A probe run over three models: two answered, one is unknown to its provider."""
+    return selector_pb2.TestProvidersResponse(
+        total_providers=3,
+        successful=2,
+        failed=1,
+        results=[
+            selector_pb2.ProviderTestResult(
+                provider="groq",
+                model="groq/llama-3.3-70b-versatile",
+                status=selector_pb2.TEST_STATUS_SUCCESS,
+                response_time_seconds=0.84,
+            ),
+            selector_pb2.ProviderTestResult(
+                provider="gemini",
+                model="gemini/gemini-2.5-flash",
+                status=selector_pb2.TEST_STATUS_SUCCESS,
+                response_time_seconds=1.5,
+            ),
+            selector_pb2.ProviderTestResult(
+                provider="cerebras",
+                model="cerebras/zai-glm-4.7",
+                status=selector_pb2.TEST_STATUS_ERROR,
+                error="HTTP 404: model <zai-glm-4.7> not found",
+            ),
+        ],
+    )
+
+
 @dataclass
 class Call:
     """One call the fake received."""
@@ -84,8 +112,16 @@ class Call:
     metadata: dict[str, str]
     time_remaining: float | None
 
+    @property
+    def request_id(self) -> str:
+        return self.metadata.get("x-request-id", "")
+
 
 Reply = selector_pb2.ProcessPromptResponse | errors.ServiceError
+Answer = Callable[
+    [selector_pb2.ProcessPromptRequest, grpc.aio.ServicerContext],
+    Awaitable[selector_pb2.ProcessPromptResponse],
+]
 
 
 @dataclass
@@ -145,77 +181,118 @@ def streamed(reply: selector_pb2.ProcessPromptResponse) -> list[Step]:
     return [Delta(reply.response[:middle]), Delta(reply.response[middle:]), Finish(reply)]
 
 
-class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
-    """Answers ProcessPrompt from `prompt_script` (replies or errors, in order), then by echoing.
+def _cooldown_until() -> datetime:
+    return (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
 
-    StreamPrompt plays the next of `stream_scripts` (lists of steps), else streams what
-    ProcessPrompt would answer (an error before any event); with `streams` False it answers
-    UNIMPLEMENTED, as a Selector older than StreamPrompt does. `delay_seconds` holds every prompt
-    back that long. GetModelStats returns `models`; TestProviders checks the bearer token and
-    returns `test_results`.
+
+@dataclass
+class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
+    """A Selector that answers by script and records every call in `calls`.
+
+    - ProcessPrompt: the next of `prompt_script` (a reply, or an error it raises), else what
+      `answer(request, context)` returns, else `echo`'s. `delay_seconds` holds every prompt
+      back that long.
+    - StreamPrompt: the next of `stream_scripts` (lists of steps), else what ProcessPrompt would
+      answer, as a stream (an error before any event); with `streams` False it is UNIMPLEMENTED,
+      as a Selector older than StreamPrompt. `stream_cancelled` is set when a client cancels one.
+    - GetModelStats returns `models`; TestProviders `test_results`; DiscoverModels `discovery`.
+      The last two are admin calls: they want `authorization: Bearer <admin_token>`.
+    - `failures[method]` is an error that method raises; a call to a method in `holds` waits for
+      that event first.
     """
 
-    def __init__(self) -> None:
-        self.reset()
+    answer: Answer | None = None
+    prompt_script: list[Reply] = field(default_factory=list)
+    stream_scripts: list[list[Step]] = field(default_factory=list)
+    streams: bool = True
+    delay_seconds: float = 0.0
+    cooldown_until: datetime = field(default_factory=_cooldown_until)
+    models: list[selector_pb2.ModelStats] | None = None  # None: default_models(cooldown_until)
+    test_results: selector_pb2.TestProvidersResponse = field(default_factory=default_test_results)
+    discovery: selector_pb2.DiscoverModelsResponse = field(
+        default_factory=selector_pb2.DiscoverModelsResponse
+    )
+    admin_token: str = ADMIN_TOKEN
+    failures: dict[str, errors.ServiceError] = field(default_factory=dict)
+    holds: dict[str, asyncio.Event] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    stream_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        if self.models is None:
+            self.models = default_models(self.cooldown_until)
 
     def reset(self) -> None:
-        """Back to the default script."""
-        self.cooldown_until = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
-        self.models = default_models(self.cooldown_until)
-        self.prompt_script: list[Reply] = []
-        self.stream_scripts: list[list[Step]] = []
-        self.streams = True
-        # Set when the client cancels a StreamPrompt call before it ended.
-        self.stream_cancelled = asyncio.Event()
-        self.stats_error: errors.ServiceError | None = None
-        self.delay_seconds = 0.0
-        self.calls: list[Call] = []
-        self.test_results = selector_pb2.TestProvidersResponse(
-            total_providers=3,
-            successful=2,
-            failed=1,
-            results=[
-                selector_pb2.ProviderTestResult(
-                    provider="groq",
-                    model="groq/llama-3.3-70b-versatile",
-                    status=selector_pb2.TEST_STATUS_SUCCESS,
-                    response_time_seconds=0.84,
-                ),
-                selector_pb2.ProviderTestResult(
-                    provider="gemini",
-                    model="gemini/gemini-2.5-flash",
-                    status=selector_pb2.TEST_STATUS_SUCCESS,
-                    response_time_seconds=1.5,
-                ),
-                selector_pb2.ProviderTestResult(
-                    provider="cerebras",
-                    model="cerebras/zai-glm-4.7",
-                    status=selector_pb2.TEST_STATUS_ERROR,
-                    error="HTTP 404: model <zai-glm-4.7> not found",
-                ),
-            ],
-        )
+        """Back to the default script (for a fake shared by several tests)."""
+        self.__init__()  # type: ignore[misc]
 
-    def _record(self, method: str, request: object, context: grpc.aio.ServicerContext) -> None:
-        metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}
-        self.calls.append(Call(method, request, metadata, context.time_remaining()))
+    def calls_to(self, method: str) -> list[Call]:
+        """The calls received by `method`."""
+        return [c for c in self.calls if c.method == method]
 
     def prompts(self) -> list[Call]:
         """The ProcessPrompt and StreamPrompt calls received."""
         return [c for c in self.calls if c.method in ("ProcessPrompt", "StreamPrompt")]
 
+    async def _receive(
+        self, method: str, request: object, context: grpc.aio.ServicerContext, *, admin=False
+    ) -> None:
+        """Records the call, checks the admin token, waits for its hold, raises its failure."""
+        metadata = {k: str(v) for k, v in context.invocation_metadata() or ()}
+        self.calls.append(Call(method, request, metadata, context.time_remaining()))
+        if admin:
+            authorization = metadata.get("authorization", "")
+            if not authorization:
+                raise errors.Unauthenticated("admin token required: authorization: Bearer <token>")
+            if authorization != f"Bearer {self.admin_token}":
+                raise errors.PermissionDenied("wrong admin token")
+        if method in self.holds:
+            await self.holds[method].wait()
+        if method in self.failures:
+            raise self.failures[method]
+
+    async def _reply(
+        self, request: selector_pb2.ProcessPromptRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.ProcessPromptResponse:
+        """The next scripted reply (raising a scripted error), else `answer`'s."""
+        if self.prompt_script:
+            reply = self.prompt_script.pop(0)
+            if isinstance(reply, errors.ServiceError):
+                raise reply
+            return reply
+        if self.answer is not None:
+            return await self.answer(request, context)
+        return self.echo(request)
+
+    def echo(
+        self, request: selector_pb2.ProcessPromptRequest
+    ) -> selector_pb2.ProcessPromptResponse:
+        """ "Answer to: <prompt>" from the pinned model, else from groq's llama; a pinned name
+        not among `models` is NOT_FOUND."""
+        if request.model_name and request.model_name not in {m.name for m in self.models or ()}:
+            raise errors.NotFound(f"no model named {request.model_name!r}")
+        return selector_pb2.ProcessPromptResponse(
+            prompt=request.prompt,
+            response=f"Answer to: {request.prompt}",
+            selected_model=request.model_name or "groq/llama-3.3-70b-versatile",
+            provider=(request.model_name or "groq").split("/")[0],
+            response_time_seconds=1.25,
+            success=True,
+            attempts=1,
+        )
+
     async def ProcessPrompt(
         self, request: selector_pb2.ProcessPromptRequest, context: grpc.aio.ServicerContext
     ) -> selector_pb2.ProcessPromptResponse:
-        self._record("ProcessPrompt", request, context)
+        await self._receive("ProcessPrompt", request, context)
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
-        return self._reply(request)
+        return await self._reply(request, context)
 
     async def StreamPrompt(
         self, request: selector_pb2.ProcessPromptRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[selector_pb2.StreamPromptResponse]:
-        self._record("StreamPrompt", request, context)
+        await self._receive("StreamPrompt", request, context)
         if not self.streams:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
         if self.delay_seconds:
@@ -224,7 +301,7 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
             steps = self.stream_scripts.pop(0)
         else:
             try:
-                steps = streamed(self._reply(request))
+                steps = streamed(await self._reply(request, context))
             except errors.ServiceError as error:
                 steps = [Fail(error)]
         try:
@@ -267,33 +344,10 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
                         (*grpc_status.trailing_metadata, *step.error.trailers()),
                     )
 
-    def _reply(
-        self, request: selector_pb2.ProcessPromptRequest
-    ) -> selector_pb2.ProcessPromptResponse:
-        """The next scripted reply (raising a scripted error), else the echo."""
-        if self.prompt_script:
-            reply = self.prompt_script.pop(0)
-            if isinstance(reply, errors.ServiceError):
-                raise reply
-            return reply
-        if request.model_name and request.model_name not in {m.name for m in self.models}:
-            raise errors.NotFound(f"no model named {request.model_name!r}")
-        return selector_pb2.ProcessPromptResponse(
-            prompt=request.prompt,
-            response=f"Answer to: {request.prompt}",
-            selected_model=request.model_name or "groq/llama-3.3-70b-versatile",
-            provider=(request.model_name or "groq").split("/")[0],
-            response_time_seconds=1.25,
-            success=True,
-            attempts=1,
-        )
-
     async def GetModelStats(
         self, request: selector_pb2.GetModelStatsRequest, context: grpc.aio.ServicerContext
     ) -> selector_pb2.GetModelStatsResponse:
-        self._record("GetModelStats", request, context)
-        if self.stats_error is not None:
-            raise self.stats_error
+        await self._receive("GetModelStats", request, context)
         return selector_pb2.GetModelStatsResponse(
             models=self.models, total_models=len(self.models), window_hours=168
         )
@@ -301,18 +355,11 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
     async def TestProviders(
         self, request: selector_pb2.TestProvidersRequest, context: grpc.aio.ServicerContext
     ) -> selector_pb2.TestProvidersResponse:
-        self._record("TestProviders", request, context)
-        authorization = self.calls[-1].metadata.get("authorization", "")
-        if not authorization:
-            raise errors.Unauthenticated("admin token required")
-        if authorization != f"Bearer {ADMIN_TOKEN}":
-            raise errors.PermissionDenied("wrong admin token")
+        await self._receive("TestProviders", request, context, admin=True)
         return self.test_results
 
-
-async def start_fake_selector(servicer: ScriptedSelector) -> GrpcServer:
-    """Serves `servicer` on 127.0.0.1 at a free port, through the project's server factory."""
-    return await start_grpc_server(
-        [Registration(SELECTOR_NAME, selector_pb2_grpc.add_SelectorServicer_to_server, servicer)],
-        "127.0.0.1:0",
-    )
+    async def DiscoverModels(
+        self, request: selector_pb2.DiscoverModelsRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.DiscoverModelsResponse:
+        await self._receive("DiscoverModels", request, context, admin=True)
+        return self.discovery
