@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 from grpc_status import rpc_status
 
-from aiselector.v1 import selector_pb2, selector_pb2_grpc
+from aiselector.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 from services.common import errors
 from services.common.server import GrpcServer, Registration, start_grpc_server
 
@@ -170,6 +170,14 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
         self.stats_error: errors.ServiceError | None = None
         self.delay_seconds = 0.0
         self.calls: list[Call] = []
+        self.key_usages = [
+            common_pb2.ClientKeyUsage(
+                client_key_id=1, name="my-app", day="2026-12-02", requests=12, tokens=3400
+            ),
+            common_pb2.ClientKeyUsage(
+                client_key_id=2, name="<ci>", day="2026-12-02", requests=3, failures=1
+            ),
+        ]
         self.test_results = selector_pb2.TestProvidersResponse(
             total_providers=3,
             successful=2,
@@ -308,6 +316,14 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
         if authorization != f"Bearer {ADMIN_TOKEN}":
             raise errors.PermissionDenied("wrong admin token")
         return self.test_results
+
+    async def GetClientKeyUsage(
+        self, request: selector_pb2.GetClientKeyUsageRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.GetClientKeyUsageResponse:
+        self._record("GetClientKeyUsage", request, context)
+        if self.calls[-1].metadata.get("authorization", "") != f"Bearer {ADMIN_TOKEN}":
+            raise errors.PermissionDenied("wrong admin token")
+        return selector_pb2.GetClientKeyUsageResponse(usages=self.key_usages)
 
 
 async def start_fake_selector(servicer: ScriptedSelector) -> GrpcServer:
