@@ -279,3 +279,13 @@ async def test_a_key_never_appears_in_logs_or_replies(front, caplog):
         model_store_pb2.LookupClientKeyRequest(key_sha256=key_sha256(key)), timeout=5
     )
     assert found.client_key.key_prefix == key[:9]
+
+
+async def test_an_api_beyond_loopback_requires_keys_unless_the_operator_opts_out(front):
+    # Nothing binds beyond loopback here: the Selector is told where Envoy publishes the API.
+    _, _, exposed = await front(envoy_listen_host="0.0.0.0")
+    _, _, opted_out = await front(envoy_listen_host="0.0.0.0", allow_anonymous=True)
+
+    refused = await exposed.post("/api/v1/prompts/process", json=PROMPT)
+    assert refused.status_code == 401
+    assert (await opted_out.post("/api/v1/prompts/process", json=PROMPT)).status_code == 200
