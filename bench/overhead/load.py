@@ -60,10 +60,12 @@ async def ask_direct(session: aiohttp.ClientSession, stack: RunningStack) -> flo
     return elapsed
 
 
-async def ask_gateway(session: aiohttp.ClientSession, stack: RunningStack) -> float:
+async def ask_gateway(
+    session: aiohttp.ClientSession, stack: RunningStack, headers: dict[str, str] | None = None
+) -> float:
     """One ProcessPrompt as JSON through Envoy; its duration in ms."""
     began = time.perf_counter()
-    async with session.post(stack.process_url, json={"prompt": PROMPT}) as reply:
+    async with session.post(stack.process_url, json={"prompt": PROMPT}, headers=headers) as reply:
         body = await reply.json(content_type=None)
         elapsed = (time.perf_counter() - began) * 1000
     if reply.status != 200 or body.get("success") is not True or not body.get("response"):

@@ -18,6 +18,7 @@ TARGETS = {
     "chat_minus_process_ms": 1.0,
     "stream_added_first_token_median_ms": 3.0,
     "stream_errors": 0,
+    "key_check_added_median_ms": 0.3,
 }
 
 
@@ -42,6 +43,8 @@ def verdicts(results: dict[str, Any]) -> dict[str, bool]:
         "stream_added_first_token_median_ms": first_token_added
         <= TARGETS["stream_added_first_token_median_ms"],
         "stream_errors": streaming["throughput"]["errors"] == TARGETS["stream_errors"],
+        "key_check_added_median_ms": results["client_keys"]["added_paired"]["median_ms"]
+        <= TARGETS["key_check_added_median_ms"],
     }
 
 
@@ -147,6 +150,22 @@ def table(results: dict[str, Any]) -> list[str]:
         )
     )
     rows += _openai_rows(results)
+    keys = results["client_keys"]
+    percentiles(
+        f"client key check added, paired, ms (n={keys['requests']})",
+        keys["added_paired"],
+        "≤0.3 / - / -",
+        _mark(met["key_check_added_median_ms"]),
+    )
+    alone = keys["check_alone_us"]
+    rows.append(
+        (
+            "client key check alone (warm cache), µs",
+            " / ".join(f"{alone[k]:.1f}" for k in ("median_us", "p95_us", "p99_us")),
+            "",
+            "",
+        )
+    )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     header = ("metric", "value", "target", "")
     widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]

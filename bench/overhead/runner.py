@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.overhead import chat, history, load, procs, report
+from bench.overhead import chat, history, keys, load, procs, report
 from bench.overhead.stack import (
     CHUNK_DELAY_SECONDS,
     FIRST_TOKEN_DELAY_SECONDS,
@@ -132,6 +132,8 @@ async def measure(stack: RunningStack, plan: Plan, say: Any) -> dict[str, Any]:
     openai, openai_sent = await _openai(stack, plan, say)
     sent += openai_sent
     recorded = await history.wait_for_rows(database_url, sent, RECORD_WAIT_SECONDS)
+    say(f"client key check: {plan.latency_requests} pairs with and without a key ...")
+    client_keys, _ = await keys.measure(stack, plan.latency_requests)
     say(f"loading {plan.history_rows:,} history rows and as many attempts ...")
     load_seconds = await history.load_history(database_url, plan.history_rows)
     await history.vacuum(database_url)
@@ -160,6 +162,7 @@ async def measure(stack: RunningStack, plan: Plan, say: Any) -> dict[str, Any]:
             ),
         },
         **openai,
+        "client_keys": client_keys,
         "memory_mb": _memory(stack),
     }
 

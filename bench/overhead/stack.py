@@ -35,6 +35,8 @@ PROVIDER = "bench"
 MODEL_ID = "instant"
 MODEL_NAME = f"{PROVIDER}/{MODEL_ID}"
 API_KEY = "sk-bench-0123456789abcdef"
+# The bench stack's admin token (loopback only, a fresh stack each run).
+ADMIN_TOKEN = "bench-admin-token-0123456789"
 MAX_OUTPUT_TOKENS = 64
 # A streamed answer: headers at once, the first content chunk after FIRST_TOKEN_DELAY_SECONDS, the
 # other STREAM_CHUNKS - 1 each CHUNK_DELAY_SECONDS later.
@@ -159,6 +161,10 @@ def environment(folder: Path, addresses: Addresses) -> dict[str, str]:
         SELECTOR_METRICS_PORT=str(addresses.selector_metrics_port),
         BENCH_BASE_URL=f"{addresses.simulator_url}/{PROVIDER}/v1",
         BENCH_API_KEY=API_KEY,
+        # Admin calls (creating the client key of bench.overhead.keys) and anonymous requests
+        # beside keyed ones: a key sent is still checked and counted.
+        ADMIN_API_TOKEN=ADMIN_TOKEN,
+        ALLOW_ANONYMOUS="true",
     )
     return env
 

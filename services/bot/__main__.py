@@ -28,6 +28,9 @@ async def run(settings: BotSettings) -> None:
             admin_token=(
                 settings.admin_api_token.get_secret_value() if settings.admin_api_token else ""
             ),
+            client_key=(
+                settings.selector_api_key.get_secret_value() if settings.selector_api_key else ""
+            ),
         )
         bot = build_bot(settings.token, api_base_url=settings.telegram_api_base_url or None)
         dispatcher = build_dispatcher(

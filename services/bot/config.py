@@ -29,8 +29,11 @@ class BotSettings(ServiceSettings):
     telegram_api_base_url: str | None = None
     # Prompts one Telegram user may send per minute; 0 turns the limit off.
     bot_prompts_per_minute: int = Field(default=5, ge=0)
-    # Bearer token for the Selector's admin RPCs (TestProviders).
+    # Bearer token for the Selector's admin RPCs (TestProviders, client key usage); also sent on
+    # prompts and stats when no SELECTOR_API_KEY is set.
     admin_api_token: SecretStr | None = None
+    # The bot's own client key for prompts and stats (its usage is counted apart); optional.
+    selector_api_key: SecretStr | None = None
     # The Selector's default request deadline; the bot waits this plus a margin.
     request_deadline_seconds: float = Field(default=60.0, gt=0)
     # Least time between two edits of a streamed answer's message; below 1 s Telegram refuses.

@@ -130,6 +130,24 @@ def stats(
     return join_lines(lines)
 
 
+def key_usage(reply: selector_pb2.GetClientKeyUsageResponse, texts: Texts) -> list[str]:
+    """/stats for admins: today's requests, tokens and failures per client key."""
+    if not reply.usages:
+        return [texts.keys_usage_empty]
+    lines = [texts.keys_usage_header]
+    for usage in reply.usages:
+        lines.append(
+            texts.keys_usage_line.format(
+                name=escape(usage.name),
+                key_id=usage.client_key_id,
+                requests=usage.requests,
+                tokens=usage.tokens,
+                failures=usage.failures,
+            )
+        )
+    return join_lines(lines)
+
+
 def test_results(reply: selector_pb2.TestProvidersResponse, texts: Texts) -> list[str]:
     """/test: how many models work, the fastest one, then one line per model."""
     lines = [texts.test_summary.format(successful=reply.successful, total=reply.total_providers)]

@@ -163,12 +163,16 @@ class SelectorClient:
         *,
         prompt_timeout_seconds: float,
         admin_token: str = "",
+        client_key: str = "",
         stats_timeout_seconds: float = STATS_TIMEOUT_SECONDS,
     ) -> None:
         self._stub = selector_pb2_grpc.SelectorStub(channel)
         self._prompt_timeout = prompt_timeout_seconds
         self._stats_timeout = stats_timeout_seconds
         self._admin_token = admin_token
+        # Sent on the public methods, where the Selector may require a client key (ADR 0012):
+        # the bot's own key when it has one (its usage is then counted apart), else the admin token.
+        self._credential = client_key or admin_token
 
     def _metadata(self, *, admin: bool = False) -> tuple[tuple[str, str], ...]:
         request_id = request_id_var.get() or uuid.uuid4().hex
@@ -176,8 +180,9 @@ class SelectorClient:
             ("x-client-id", CLIENT_ID),
             ("x-request-id", request_id),
         )
-        if admin and self._admin_token:
-            metadata += (("authorization", f"Bearer {self._admin_token}"),)
+        credential = self._admin_token if admin else self._credential
+        if credential:
+            metadata += (("authorization", f"Bearer {credential}"),)
         return metadata
 
     async def stream_prompt(
@@ -240,6 +245,17 @@ class SelectorClient:
             )
         except grpc.aio.AioRpcError as error:
             raise self._failure("GetModelStats", error) from None
+
+    async def client_key_usage(self, days: int = 1) -> selector_pb2.GetClientKeyUsageResponse:
+        """Admin: usage per client key over the last `days` days (UTC), newest first."""
+        try:
+            return await self._stub.GetClientKeyUsage(
+                selector_pb2.GetClientKeyUsageRequest(days=days),
+                timeout=self._stats_timeout,
+                metadata=self._metadata(admin=True),
+            )
+        except grpc.aio.AioRpcError as error:
+            raise self._failure("GetClientKeyUsage", error) from None
 
     async def test_providers(self) -> selector_pb2.TestProvidersResponse:
         """Admin: probes every configured model."""

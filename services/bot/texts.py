@@ -38,6 +38,10 @@ class Texts:
     stats_reason: str
     stats_no_data: str
     stats_empty: str
+    keys_usage_header: str
+    keys_usage_line: str
+    keys_usage_empty: str
+    keys_usage_unavailable: str
     state_ready: str
     state_cooling_down: str
     state_circuit_open: str
@@ -150,6 +154,11 @@ RU = Texts(
     stats_reason="    <i>{reason}</i>",
     stats_no_data="данных пока нет",
     stats_empty="В каталоге пока нет моделей.",
+    keys_usage_header="<b>Клиентские ключи сегодня</b> (UTC)",
+    keys_usage_line="🔑 <b>{name}</b> (#{key_id}): запросов {requests} · токенов {tokens} · "
+    "ошибок {failures}",
+    keys_usage_empty="Сегодня клиентскими ключами не пользовались.",
+    keys_usage_unavailable="Расход по клиентским ключам сейчас недоступен.",
     state_ready="✅ готова",
     state_cooling_down="⏳ пауза{until}",
     state_circuit_open="🔌 сбоит, пауза{until}",
@@ -260,6 +269,11 @@ EN = Texts(
     stats_reason="    <i>{reason}</i>",
     stats_no_data="no data yet",
     stats_empty="The catalog has no models yet.",
+    keys_usage_header="<b>Client keys today</b> (UTC)",
+    keys_usage_line="🔑 <b>{name}</b> (#{key_id}): requests {requests} · tokens {tokens} · "
+    "failed {failures}",
+    keys_usage_empty="No client key was used today.",
+    keys_usage_unavailable="Client key usage cannot be read now.",
     state_ready="✅ ready",
     state_cooling_down="⏳ cooling down{until}",
     state_circuit_open="🔌 failing, paused{until}",

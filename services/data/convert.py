@@ -19,9 +19,10 @@ from services.data.catalog import (
     spec_of,
     validate_spec,
 )
+from services.data.client_keys import KeyLimits, Usage
 from services.data.history import HistoryFilter, PromptEntry
 from services.data.models import Availability, Listing
-from services.data.schema import LATENCY_BOUNDS_MS, AiModel, PromptHistory
+from services.data.schema import LATENCY_BOUNDS_MS, AiModel, ClientKey, PromptHistory
 
 MAX_BATCH = 1000
 MAX_ERROR_CHARS = 2000
@@ -436,6 +437,8 @@ def prompt_entries(request: model_store_pb2.RecordPromptsRequest) -> list[Prompt
         if not 0 <= record.response_time_seconds < 1_000_000:
             problems.append((f"{where}.response_time_seconds", "must be 0..999999"))
         _bounded(record.attempts, f"{where}.attempts", 0, 10_000, problems)
+        _bounded(record.client_key_id, f"{where}.client_key_id", 0, 2**31 - 1, problems)
+        _bounded(record.tokens, f"{where}.tokens", 0, 2**62, problems)
         if problems:
             continue
         entries.append(
@@ -453,6 +456,8 @@ def prompt_entries(request: model_store_pb2.RecordPromptsRequest) -> list[Prompt
                 fallback_used=record.fallback_used,
                 requested_model=record.requested_model,
                 status_code=record.status_code,
+                client_key_id=record.client_key_id or None,
+                tokens=record.tokens,
                 created_at=_datetime(record.create_time)
                 if record.HasField("create_time")
                 else None,
@@ -494,6 +499,8 @@ def prompt_proto(row: PromptHistory) -> common_pb2.PromptRecord:
         requested_model=row.requested_model,
         status_code=row.status_code,
         create_time=_time(row.created_at),
+        client_key_id=row.client_key_id or 0,
+        tokens=row.tokens,
     )
 
 
@@ -507,3 +514,95 @@ def purge_limits(request: model_store_pb2.PurgeHistoryRequest) -> tuple[datetime
         )
     older = _datetime(request.older_than) if request.HasField("older_than") else None
     return older, request.keep_latest
+
+
+# ---- client keys --------------------------------------------------------------------------------
+
+KEY_NAME_MAX_CHARS = 100
+KEY_PREFIX_MAX_CHARS = 16
+MAX_USAGE_DAYS = 90
+MAX_QUOTA_REQUESTS = 1000
+
+
+def client_key_limits(limits: common_pb2.ClientKeyLimits, field: str = "limits") -> KeyLimits:
+    """A key's limits; InvalidArgument naming each negative one."""
+    problems: list[tuple[str, str]] = []
+    _bounded(limits.requests_per_minute, f"{field}.requests_per_minute", 0, 1_000_000, problems)
+    _bounded(limits.requests_per_day, f"{field}.requests_per_day", 0, 1_000_000_000, problems)
+    _bounded(limits.tokens_per_day, f"{field}.tokens_per_day", 0, 2**62, problems)
+    _raise(problems)
+    return KeyLimits(limits.requests_per_minute, limits.requests_per_day, limits.tokens_per_day)
+
+
+def new_client_key(request: model_store_pb2.AddClientKeyRequest) -> tuple[str, str, str]:
+    """(name, prefix, sha256) of a key to store; InvalidArgument naming each problem."""
+    problems: list[tuple[str, str]] = []
+    if not 0 < len(request.name.strip()) <= KEY_NAME_MAX_CHARS or not request.name.isprintable():
+        problems.append(("name", f"must be 1..{KEY_NAME_MAX_CHARS} printable characters"))
+    if not 0 < len(request.key_prefix) <= KEY_PREFIX_MAX_CHARS:
+        problems.append(("key_prefix", f"must be 1..{KEY_PREFIX_MAX_CHARS} characters"))
+    if not _is_sha256(request.key_sha256):
+        problems.append(("key_sha256", "must be 64 lowercase hex characters"))
+    _raise(problems)
+    return request.name.strip(), request.key_prefix, request.key_sha256
+
+
+def key_sha256(value: str) -> str:
+    """A hash to look up; InvalidArgument unless it is one."""
+    if not _is_sha256(value):
+        raise errors.InvalidArgument([("key_sha256", "must be 64 lowercase hex characters")])
+    return value
+
+
+def _is_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def key_id(value: int) -> int:
+    """A key id; InvalidArgument unless > 0."""
+    if value <= 0:
+        raise errors.InvalidArgument([("client_key_id", "must be > 0")])
+    return value
+
+
+def quota_request(request: model_store_pb2.AcquireClientQuotaRequest) -> tuple[int, int]:
+    """(key id, requests wanted)."""
+    key_id(request.client_key_id)
+    if not 0 < request.requests <= MAX_QUOTA_REQUESTS:
+        raise errors.InvalidArgument([("requests", f"must be 1..{MAX_QUOTA_REQUESTS}")])
+    return request.client_key_id, request.requests
+
+
+def usage_days(days: int) -> int:
+    """Days of usage to read; InvalidArgument beyond 1..90."""
+    if not 0 < days <= MAX_USAGE_DAYS:
+        raise errors.InvalidArgument([("days", f"must be 1..{MAX_USAGE_DAYS}")])
+    return days
+
+
+def client_key_proto(row: ClientKey) -> common_pb2.ClientKey:
+    """The proto of a key row (never its hash)."""
+    return common_pb2.ClientKey(
+        id=row.id,
+        name=row.name,
+        key_prefix=row.key_prefix,
+        limits=common_pb2.ClientKeyLimits(
+            requests_per_minute=row.requests_per_minute,
+            requests_per_day=row.requests_per_day,
+            tokens_per_day=row.tokens_per_day,
+        ),
+        create_time=_time(row.created_at),
+        revoke_time=_time(row.revoked_at),
+    )
+
+
+def usage_proto(usage: Usage) -> common_pb2.ClientKeyUsage:
+    """The proto of one key's day."""
+    return common_pb2.ClientKeyUsage(
+        client_key_id=usage.client_key_id,
+        name=usage.name,
+        day=usage.day.isoformat(),
+        requests=usage.requests,
+        tokens=usage.tokens,
+        failures=usage.failures,
+    )

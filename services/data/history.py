@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiselector.v1 import common_pb2
 from services.common import errors
-from services.data import models
-from services.data.schema import ModelAttempt, PromptHistory
+from services.data import client_keys, models
+from services.data.schema import ClientKey, ModelAttempt, PromptHistory
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class PromptEntry:
     requested_model: str
     status_code: str
     created_at: datetime | None
+    client_key_id: int | None = None
+    tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,14 +61,26 @@ class Cursor:
 _INSERT_PROMPTS = (
     insert(PromptHistory)
     .on_conflict_do_nothing(index_elements=["record_id"])
-    .returning(PromptHistory.id)
+    .returning(
+        PromptHistory.client_key_id,
+        PromptHistory.created_at,
+        PromptHistory.tokens,
+        PromptHistory.success,
+    )
 )
 
 
 async def record_prompts(session: AsyncSession, entries: Sequence[PromptEntry]) -> int:
-    """Stores the entries whose record id is new; returns how many were stored."""
+    """Stores the entries whose record id is new, and adds the new ones of client keys to their
+    keys' usage; returns how many were stored. A key id no key has is stored as none."""
     await models.require_models(
         session, [e.selected_model_id for e in entries if e.selected_model_id]
+    )
+    named = {e.client_key_id for e in entries if e.client_key_id}
+    known = (
+        set((await session.scalars(select(ClientKey.id).where(ClientKey.id.in_(named)))).all())
+        if named
+        else set()
     )
     now = datetime.now(UTC)
     rows = [
@@ -85,11 +99,27 @@ async def record_prompts(session: AsyncSession, entries: Sequence[PromptEntry]) 
             "requested_model": e.requested_model,
             "status_code": e.status_code,
             "created_at": e.created_at if e.created_at is not None else now,
+            "client_key_id": e.client_key_id if e.client_key_id in known else None,
+            "tokens": e.tokens,
         }
         for e in sorted(entries, key=lambda e: e.record_id)
     ]
     # Rows as parameters (executemany): the statement compiles once, whatever the batch size.
-    return len((await session.scalars(_INSERT_PROMPTS, rows)).all())
+    stored = (await session.execute(_INSERT_PROMPTS, rows)).all()
+    await client_keys.add_usage(
+        session,
+        [
+            client_keys.UsageDelta(
+                row.client_key_id,
+                row.created_at.astimezone(UTC).date(),
+                row.tokens,
+                not row.success,
+            )
+            for row in stored
+            if row.client_key_id is not None
+        ],
+    )
+    return len(stored)
 
 
 def _conditions(where: HistoryFilter) -> list[ColumnElement[bool]]:

@@ -1,14 +1,17 @@
-"""SQLAlchemy tables of the ModelStore: catalog, attempts, hourly statistics and prompt history."""
+"""SQLAlchemy tables of the ModelStore: catalog, attempts, hourly statistics, prompt history and
+client keys with their usage."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -145,6 +148,7 @@ class PromptHistory(Base):
         Index("ix_prompt_history_success", "success"),
         Index("ix_prompt_history_created_at", "created_at"),
         Index("ix_prompt_history_record_id", "record_id", unique=True),
+        Index("ix_prompt_history_client_key_id", "client_key_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -165,6 +169,12 @@ class PromptHistory(Base):
     fallback_used: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     requested_model: Mapped[str] = mapped_column(String(255), default="", server_default="")
     status_code: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    # The client key the request came with; NULL for anonymous and admin-token requests.
+    client_key_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("client_keys.id", ondelete="SET NULL")
+    )
+    # Tokens the answering model reported (prompt + completion).
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class ModelAttempt(Base):
@@ -226,3 +236,41 @@ class ModelStatsHourly(Base):
     latency_le_60000_ms: Mapped[int] = _count()
     latency_over_60000_ms: Mapped[int] = _count()
     tokens: Mapped[int] = _count()
+
+
+class ClientKey(Base):
+    """A key issued to one calling application: its SHA-256 only, its limits, and the shared state
+    those limits are counted in (a requests-per-minute bucket and today's granted requests)."""
+
+    __tablename__ = "client_keys"
+    __table_args__ = (Index("ix_client_keys_key_sha256", "key_sha256", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    key_sha256: Mapped[str] = mapped_column(String(64))
+    requests_per_minute: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    requests_per_day: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tokens_per_day: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Requests left in the per-minute bucket at `bucket_at` (it refills at rpm/60 per second).
+    bucket_requests: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    bucket_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Requests granted on `granted_day` (UTC), for the per-day limit.
+    granted_day: Mapped[date | None] = mapped_column(Date)
+    granted_requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class ClientKeyUsage(Base):
+    """What one client key used on one day (UTC), counted as its history rows are recorded."""
+
+    __tablename__ = "client_key_usage"
+
+    client_key_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("client_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    requests: Mapped[int] = _count()
+    tokens: Mapped[int] = _count()
+    failures: Mapped[int] = _count()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from aiselector.v1 import model_store_pb2, model_store_pb2_grpc
 from services.common import errors
 from services.common.logging import bound_request_id
-from services.data import attempts, convert, history, metrics, models, paging
+from services.data import attempts, client_keys, convert, history, metrics, models, paging
 from services.data.catalog import Catalog, CatalogError
 from services.data.db import transaction
 
@@ -186,3 +186,67 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
             row = await models.create_model(session, spec)
         log.info("discovered model added", extra={"model": spec.name, "provider": provider})
         return model_store_pb2.CreateDiscoveredModelResponse(model=convert.model_proto(row))
+
+    async def AddClientKey(
+        self, request: model_store_pb2.AddClientKeyRequest, context: Context
+    ) -> model_store_pb2.AddClientKeyResponse:
+        name, prefix, sha256 = convert.new_client_key(request)
+        limits = convert.client_key_limits(request.limits)
+        async with transaction(self._sessions) as session:
+            row = await client_keys.add_key(session, name, prefix, sha256, limits)
+        log.info("client key added", extra={"client_key_id": row.id, "key_prefix": prefix})
+        return model_store_pb2.AddClientKeyResponse(client_key=convert.client_key_proto(row))
+
+    async def LookupClientKey(
+        self, request: model_store_pb2.LookupClientKeyRequest, context: Context
+    ) -> model_store_pb2.LookupClientKeyResponse:
+        sha256 = convert.key_sha256(request.key_sha256)
+        async with transaction(self._sessions) as session:
+            row = await client_keys.lookup(session, sha256)
+        return model_store_pb2.LookupClientKeyResponse(client_key=convert.client_key_proto(row))
+
+    async def ReadClientKeys(
+        self, request: model_store_pb2.ReadClientKeysRequest, context: Context
+    ) -> model_store_pb2.ReadClientKeysResponse:
+        async with transaction(self._sessions) as session:
+            rows = await client_keys.list_keys(session, include_revoked=request.include_revoked)
+        return model_store_pb2.ReadClientKeysResponse(
+            client_keys=[convert.client_key_proto(row) for row in rows]
+        )
+
+    async def MarkClientKeyRevoked(
+        self, request: model_store_pb2.MarkClientKeyRevokedRequest, context: Context
+    ) -> model_store_pb2.MarkClientKeyRevokedResponse:
+        key_id = convert.key_id(request.client_key_id)
+        async with transaction(self._sessions) as session:
+            row = await client_keys.revoke(session, key_id, self._clock())
+        log.info("client key revoked", extra={"client_key_id": key_id})
+        return model_store_pb2.MarkClientKeyRevokedResponse(
+            client_key=convert.client_key_proto(row)
+        )
+
+    async def AcquireClientQuota(
+        self, request: model_store_pb2.AcquireClientQuotaRequest, context: Context
+    ) -> model_store_pb2.AcquireClientQuotaResponse:
+        key_id, wanted = convert.quota_request(request)
+        async with transaction(self._sessions) as session:
+            grant = await client_keys.acquire(session, key_id, wanted, self._clock())
+        return model_store_pb2.AcquireClientQuotaResponse(
+            granted=grant.granted,
+            retry_after_seconds=grant.retry_after_seconds,
+            limit=grant.limit,
+            revoked=grant.revoked,
+        )
+
+    async def ReadClientKeyUsage(
+        self, request: model_store_pb2.ReadClientKeyUsageRequest, context: Context
+    ) -> model_store_pb2.ReadClientKeyUsageResponse:
+        days = convert.usage_days(request.days)
+        if request.client_key_id < 0:
+            raise errors.InvalidArgument([("client_key_id", "must be >= 0 (0 = every key)")])
+        since = self._clock().date() - timedelta(days=days - 1)
+        async with transaction(self._sessions) as session:
+            rows = await client_keys.usage(session, request.client_key_id, since)
+        return model_store_pb2.ReadClientKeyUsageResponse(
+            usages=[convert.usage_proto(row) for row in rows]
+        )

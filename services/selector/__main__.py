@@ -1,13 +1,16 @@
-"""`python -m services.selector`: serve the Selector until SIGTERM/SIGINT."""
+"""`python -m services.selector`: serve the Selector until SIGTERM/SIGINT; `… keys …`: manage
+client keys (see services/selector/keys_cli.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from services.common import logging as json_logging
 from services.common import secrets
 from services.common.metrics import serve_metrics
 from services.common.server import wait_for_signal
+from services.selector import keys_cli
 from services.selector.app import start_selector
 from services.selector.settings import SelectorSettings
 
@@ -23,4 +26,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["keys"]:
+        sys.exit(keys_cli.main(sys.argv[2:]))
     asyncio.run(main())

@@ -17,6 +17,7 @@ from services.common.channels import open_channel
 from services.common.server import GrpcServer, Registration, start_grpc_server
 from services.selector import snapshot
 from services.selector.bookkeeping import Recorder
+from services.selector.client_keys import ClientGate, ClientKeyAdmin, is_loopback, listen_host
 from services.selector.discovery import Discovery
 from services.selector.engine import Engine
 from services.selector.providers import ProviderClient
@@ -100,6 +101,7 @@ async def _refresh_loop(
     stub: model_store_pb2_grpc.ModelStoreStub,
     environ: Mapping[str, str],
     interval: float,
+    gate: ClientGate,
 ) -> None:
     backoff = 0.2
     while not servicer.ready:
@@ -107,6 +109,7 @@ async def _refresh_loop(
             # Records an earlier run spilled count in the budgets and state restored below.
             await engine.recorder.replay_spool()
             await refresh(engine, stub, environ, first=True)
+            await gate.count_keys()
         except Exception as error:
             unreachable = isinstance(error, grpc.aio.AioRpcError)
             log.warning("first catalog load failed; will retry", exc_info=not unreachable)
@@ -116,11 +119,13 @@ async def _refresh_loop(
         servicer.mark_ready()
         await server.set_serving(True)
         log.info("catalog loaded", extra={"models": len(engine.catalog.entries)})
+        log.info(gate.describe())
     while True:
         await asyncio.sleep(interval)
         try:
             await engine.recorder.flush()
             await refresh(engine, stub, environ, first=False)
+            await gate.count_keys()
             engine.model_stats()  # refreshes the per-model state and budget gauges
         except Exception as error:
             unreachable = isinstance(error, grpc.aio.AioRpcError)
@@ -187,11 +192,23 @@ async def start_selector(
         auto_add=settings.catalog_auto_add,
         list_timeout=settings.model_list_timeout_seconds,
     )
+    gate = ClientGate(
+        stub,
+        admin_token=token,
+        allow_anonymous=settings.allow_anonymous,
+        exposed=not (
+            is_loopback(listen_host(settings.selector_listen_address))
+            and is_loopback(settings.envoy_listen_host)
+        ),
+        cache_seconds=settings.client_key_cache_seconds,
+    )
     servicer = SelectorServicer(
         engine,
         default_deadline=settings.request_deadline_seconds,
         admin_token=token,
         discovery=discovery,
+        gate=gate,
+        keys=ClientKeyAdmin(stub, gate),
     )
     server = await start_grpc_server(
         [Registration(SERVICE_NAME, selector_pb2_grpc.add_SelectorServicer_to_server, servicer)],
@@ -200,7 +217,9 @@ async def start_selector(
     )
     recorder.start()
     refresher = asyncio.create_task(
-        _refresh_loop(servicer, server, engine, stub, environ, settings.snapshot_refresh_seconds),
+        _refresh_loop(
+            servicer, server, engine, stub, environ, settings.snapshot_refresh_seconds, gate
+        ),
         name="snapshot-refresh",
     )
     return RunningSelector(server, engine, servicer, recorder, channel, providers, refresher)

@@ -146,11 +146,21 @@ class Engine:
     # ---- ProcessPrompt, StreamPrompt, ChatCompletions ------------------------------------------
 
     async def process(
-        self, prompt: PromptInput, *, deadline: float, request_id: str, caller: str
+        self,
+        prompt: PromptInput,
+        *,
+        deadline: float,
+        request_id: str,
+        caller: str,
+        client_key_id: int = 0,
     ) -> selector_pb2.ProcessPromptResponse:
         """Answers `prompt` whole before `deadline` (event-loop time) or raises a ServiceError."""
         answered = await self.answer(
-            prompt, deadline=deadline, request_id=request_id, caller=caller
+            prompt,
+            deadline=deadline,
+            request_id=request_id,
+            caller=caller,
+            client_key_id=client_key_id,
         )
         return answered.reply
 
@@ -162,6 +172,7 @@ class Engine:
         request_id: str,
         caller: str,
         listener: Listener | None = None,
+        client_key_id: int = 0,
     ) -> Answered:
         """Answers `prompt` before `deadline` (event-loop time) or raises a ServiceError.
 
@@ -189,7 +200,16 @@ class Engine:
             metrics.REQUESTS.labels(code).inc()
             metrics.REQUEST_SECONDS.observe(elapsed)
             self._record_prompt(
-                prompt, caller, request_id, started_wall, elapsed, trace, code, answered, answer
+                prompt,
+                caller,
+                request_id,
+                started_wall,
+                elapsed,
+                trace,
+                code,
+                answered,
+                answer,
+                client_key_id=client_key_id,
             )
         fallback = answered.spec.model_id != trace.first_planned
         if fallback:
@@ -547,12 +567,16 @@ class Engine:
         code: str,
         answered: Entry | None,
         answer: ChatResult | None,
+        *,
+        client_key_id: int,
     ) -> None:
         errors_text = "; ".join(f"{a.model}: {a.error}" for a in trace.summaries if a.error)
         record = common_pb2.PromptRecord(
             record_id=uuid.uuid4().hex,
             user_id=prompt.user_id,
             caller=caller,
+            client_key_id=client_key_id,
+            tokens=answer.prompt_tokens + answer.completion_tokens if answer else 0,
             prompt_text=prompt.prompt_text,
             selected_model_id=answered.spec.model_id if answered else 0,
             response_text=answer.text if answer else "",

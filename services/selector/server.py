@@ -16,6 +16,7 @@ from services.common.logging import request_id_var
 from services.selector import openai_reply
 from services.selector.answering import CallerGone
 from services.selector.auth import check_admin
+from services.selector.client_keys import ClientGate, ClientKeyAdmin
 from services.selector.discovery import Discovery
 from services.selector.engine import Engine
 from services.selector.faces import JSON, ChatChunks, PromptEvents
@@ -45,9 +46,13 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         default_deadline: float,
         admin_token: str | None,
         discovery: Discovery,
+        gate: ClientGate,
+        keys: ClientKeyAdmin,
     ) -> None:
         self._engine = engine
         self._discovery = discovery
+        self._gate = gate
+        self._keys = keys
         self._default_deadline = default_deadline
         self._admin_token = admin_token
         self._ready = asyncio.Event()
@@ -77,21 +82,26 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         self, request: selector_pb2.ProcessPromptRequest, context: grpc.aio.ServicerContext
     ) -> selector_pb2.ProcessPromptResponse:
         self._require_ready()
+        client = await self._gate.identify(metadata_value(context, "authorization"))
         caller = metadata_value(context, CLIENT_ID_KEY)
         prompt = validate_prompt(request, self._engine.catalog.known_tags, caller)
+        await self._gate.charge(client)
         return await self._engine.process(
             prompt,
             deadline=self._deadline(context),
             request_id=request_id_var.get(),
             caller=caller,
+            client_key_id=client.key_id if client else 0,
         )
 
     async def StreamPrompt(
         self, request: selector_pb2.ProcessPromptRequest, context: grpc.aio.ServicerContext
     ) -> None:
         self._require_ready()
+        client = await self._gate.identify(metadata_value(context, "authorization"))
         caller = metadata_value(context, CLIENT_ID_KEY)
         prompt = validate_prompt(request, self._engine.catalog.known_tags, caller)
+        await self._gate.charge(client)
         events = PromptEvents(context)
         try:
             answered = await self._engine.answer(
@@ -100,6 +110,7 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
                 request_id=request_id_var.get(),
                 caller=caller,
                 listener=events,
+                client_key_id=client.key_id if client else 0,
             )
         except CallerGone:
             return
@@ -117,16 +128,19 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         chunks = ChatChunks(context, request_id_var.get(), int(time.time()))
         try:
             self._require_ready()
+            client = await self._gate.identify(metadata_value(context, "authorization"))
             caller = metadata_value(context, CLIENT_ID_KEY)
             validate_caller(caller)
             completion = parse_request(request.data)
             chunks.configure(completion)
+            await self._gate.charge(client)
             answered = await self._engine.answer(
                 prompt_input(completion),
                 deadline=self._deadline(context),
                 request_id=request_id_var.get(),
                 caller=caller,
                 listener=chunks if completion.stream else None,
+                client_key_id=client.key_id if client else 0,
             )
             await chunks.finish(answered)
         except CallerGone:
@@ -144,6 +158,7 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
     ) -> httpbody_pb2.HttpBody:
         try:
             self._require_ready()
+            await self._gate.identify(metadata_value(context, "authorization"))
         except errors.ServiceError as error:
             await abort(context, error, openai_reply.error_trailers(error))
         models = (entry.model for entry in self._engine.catalog.entries.values())
@@ -153,6 +168,7 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         self, request: selector_pb2.GetModelStatsRequest, context: grpc.aio.ServicerContext
     ) -> selector_pb2.GetModelStatsResponse:
         self._require_ready()
+        await self._gate.identify(metadata_value(context, "authorization"))
         return self._engine.model_stats()
 
     async def TestProviders(
@@ -171,6 +187,30 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         check_admin(metadata_value(context, "authorization"), self._admin_token)
         self._require_ready()
         return await self._discovery.run(self._deadline(context))
+
+    async def CreateClientKey(
+        self, request: selector_pb2.CreateClientKeyRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.CreateClientKeyResponse:
+        check_admin(metadata_value(context, "authorization"), self._admin_token)
+        return await self._keys.create(request, self._deadline(context))
+
+    async def ListClientKeys(
+        self, request: selector_pb2.ListClientKeysRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.ListClientKeysResponse:
+        check_admin(metadata_value(context, "authorization"), self._admin_token)
+        return await self._keys.list(request, self._deadline(context))
+
+    async def RevokeClientKey(
+        self, request: selector_pb2.RevokeClientKeyRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.RevokeClientKeyResponse:
+        check_admin(metadata_value(context, "authorization"), self._admin_token)
+        return await self._keys.revoke(request, self._deadline(context))
+
+    async def GetClientKeyUsage(
+        self, request: selector_pb2.GetClientKeyUsageRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.GetClientKeyUsageResponse:
+        check_admin(metadata_value(context, "authorization"), self._admin_token)
+        return await self._keys.usage(request, self._deadline(context))
 
     def _deadline(self, context: grpc.aio.ServicerContext) -> float:
         """The call's deadline in loop time: the client's (less a margin), else the default."""

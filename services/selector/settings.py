@@ -74,10 +74,20 @@ class SelectorSettings(ServiceSettings):
     # Longest wait for one provider's model list (all its pages), in seconds.
     model_list_timeout_seconds: float = Field(default=20.0, gt=0)
 
-    @field_validator("data_dir", "selector_spool_dir", mode="before")
+    # Client keys (ADR 0012): true serves requests without a key, false requires one; unset
+    # requires one when the API listens beyond loopback (this Selector's or Envoy's address) or
+    # once any key exists.
+    allow_anonymous: bool | None = None
+    # The host Envoy publishes the API on (`make run` passes its ENVOY_LISTEN_HOST).
+    envoy_listen_host: str = "127.0.0.1"
+    # How long a key's check is remembered, in seconds: a revoked key is refused by every replica
+    # within this time.
+    client_key_cache_seconds: float = Field(default=5.0, gt=0, le=300)
+
+    @field_validator("data_dir", "selector_spool_dir", "allow_anonymous", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        return value or None
+        return None if value == "" else value
 
     @property
     def spool_dir(self) -> Path | None:

@@ -31,6 +31,23 @@ def try_it(stack: Stack) -> list[str]:
     ]
 
 
+def keys_banner(stack: Stack) -> list[str]:
+    """What the stack says about client keys once it is ready (ADR 0012)."""
+    mode, why = stack.client_keys
+    create = "python -m services.selector keys create --name my-app --rpm 30"
+    if mode == "anonymous":
+        return [f"Client keys: NOT required ({why}); keys sent are still checked and counted."]
+    if mode == "required":
+        return [
+            f"Client keys: REQUIRED ({why}): send 'authorization: Bearer <key>'.",
+            f"  Create one: {create}",
+        ]
+    return [
+        f"Client keys: the API is OPEN to anyone who reaches it ({why}) until the first key",
+        f"  exists; from then every request needs one. Create one: {create}",
+    ]
+
+
 def demo_banner() -> list[str]:
     """The notice shown when no provider key is set."""
     rule = "*" * 78
@@ -114,7 +131,7 @@ async def run_stack(
             keepers.append(asyncio.ensure_future(keep_running(supervisor, spec.name, policy, tell)))
             tell(f"{spec.name} ready in {time.monotonic() - step:.1f} s")
         tell(f"all services ready in {time.monotonic() - started:.1f} s")
-        for line in try_it(stack):
+        for line in [*try_it(stack), *keys_banner(stack)]:
             tell(line)
         await asyncio.wait({stop_wait, *keepers}, return_when=asyncio.FIRST_COMPLETED)
         _raise_failure(keepers)

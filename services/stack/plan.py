@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiselector.v1 import model_store_pb2, selector_pb2
+from services.selector.client_keys import is_loopback
 from services.simulator.environ import demo_overrides, read_providers
 from services.stack import environment
 from services.stack.envoy_config import DESCRIPTOR, EnvoyConfig, split_address, write
@@ -35,6 +36,9 @@ class Stack:
     log_dir: Path
     # Every address the services bind, to check before anything starts.
     listeners: tuple[Listener, ...] = ()
+    # Whether requests need a client key: `open` (until the first key exists), `required`,
+    # `anonymous` (ALLOW_ANONYMOUS=true); and why.
+    client_keys: tuple[str, str] = ("open", "")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -104,6 +108,7 @@ def build_stack(
         SELECTOR_LISTEN_ADDRESS=selector,
         SELECTOR_ADDRESS=local_address(selector),
         REQUEST_DEADLINE_SECONDS=f"{settings.request_deadline_seconds:g}",
+        ENVOY_LISTEN_HOST=settings.envoy_listen_host,
         SELECTOR_METRICS_PORT=str(settings.selector_metrics_port),
         MODEL_STORE_METRICS_PORT=str(settings.model_store_metrics_port),
         HEALTH_METRICS_PORT=str(settings.health_metrics_port),
@@ -179,4 +184,28 @@ def build_stack(
         *(Listener(name, settings.metrics_host, port) for name, port in metrics.items() if port),
     )
     host = local_address(f"{settings.envoy_listen_host}:{settings.envoy_port}")
-    return Stack(tuple(services), f"http://{host}", demo, admin, data_dir / "logs", listeners)
+    return Stack(
+        tuple(services),
+        f"http://{host}",
+        demo,
+        admin,
+        data_dir / "logs",
+        listeners,
+        client_keys_mode(env.get("ALLOW_ANONYMOUS", ""), settings.envoy_listen_host, selector),
+    )
+
+
+def client_keys_mode(allow_anonymous: str, envoy_host: str, selector: str) -> tuple[str, str]:
+    """What the Selector will decide about client keys (ADR 0012), and why."""
+    if allow_anonymous.strip().lower() in ("true", "1", "yes", "on"):
+        return ("anonymous", "ALLOW_ANONYMOUS=true")
+    if allow_anonymous.strip().lower() in ("false", "0", "no", "off"):
+        return ("required", "ALLOW_ANONYMOUS=false")
+    listens = (
+        ("ENVOY_LISTEN_HOST", envoy_host, envoy_host),
+        ("SELECTOR_LISTEN_ADDRESS", selector, split_address(selector)[0]),
+    )
+    for name, value, host in listens:
+        if not is_loopback(host):
+            return ("required", f"the API listens beyond loopback ({name}={value})")
+    return ("open", "the API is on loopback")

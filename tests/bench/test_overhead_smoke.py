@@ -48,6 +48,8 @@ def test_quick_run_prints_the_table_and_writes_every_metric(tmp_path: Path) -> N
         "stream first token added, paired, ms",
         "stream throughput, c=32, n=200",
         "errors in the stream throughput run",
+        "client key check added, paired, ms",
+        "client key check alone (warm cache), µs",
     ):
         assert label in done.stdout
 
@@ -63,6 +65,14 @@ def test_quick_run_prints_the_table_and_writes_every_metric(tmp_path: Path) -> N
     assert 0 < throughput["p50_ms"] <= throughput["p99_ms"]
 
     _check_openai(results)
+
+    # The key check: pairs with and without a client key, and the check alone.
+    keys = results["client_keys"]
+    assert keys["requests"] == 50
+    for name in ("without_key", "with_key", "added_paired"):
+        assert set(keys[name]) == PERCENTILES
+    assert 0 < keys["check_alone_us"]["median_us"] <= keys["check_alone_us"]["p99_us"]
+    assert "key_check_added_median_ms" in results["met"]
 
     # Bookkeeping was on: every request through the gateway (streams too) left a history row and
     # an attempt.

@@ -506,3 +506,23 @@ async def test_a_pinned_model_removed_from_the_catalog_is_unpinned(chat: Chat, s
     ]
     await chat.send("q")
     assert selector.prompts()[-1].request.model_name == ""
+
+
+async def test_stats_shows_admins_todays_usage_per_client_key(chat: Chat, selector) -> None:
+    [_, usage] = await chat.send("/stats", user_id=ADMIN_ID, language_code="en")
+    assert usage == (
+        "<b>Client keys today</b> (UTC)\n"
+        "🔑 <b>my-app</b> (#1): requests 12 · tokens 3400 · failed 0\n"
+        "🔑 <b>&lt;ci&gt;</b> (#2): requests 3 · tokens 0 · failed 1"
+    )
+    [call] = [c for c in selector.calls if c.method == "GetClientKeyUsage"]
+    assert call.request.days == 1
+    # Others see the ranking only, and nobody asks for the usage on their behalf.
+    assert len(await chat.send("/stats", language_code="en")) == 1
+    assert len([c for c in selector.calls if c.method == "GetClientKeyUsage"]) == 1
+
+
+async def test_stats_for_admins_says_when_no_key_was_used(chat: Chat, selector) -> None:
+    selector.key_usages = []
+    [_, empty] = await chat.send("/stats", user_id=ADMIN_ID, language_code="ru")
+    assert empty == "Сегодня клиентскими ключами не пользовались."

@@ -52,6 +52,10 @@ def test_descriptor_maps_exactly_the_public_endpoints(files):
         ("POST", "/api/v1/models/discover"): "Selector/DiscoverModels",
         ("POST", "/v1/chat/completions"): "Selector/ChatCompletions",
         ("GET", "/v1/models"): "Selector/ListOpenAIModels",
+        ("POST", "/api/v1/admin/keys"): "Selector/CreateClientKey",
+        ("GET", "/api/v1/admin/keys"): "Selector/ListClientKeys",
+        ("POST", "/api/v1/admin/keys/{client_key_id}:revoke"): "Selector/RevokeClientKey",
+        ("GET", "/api/v1/admin/keys/usage"): "Selector/GetClientKeyUsage",
     }
 
 

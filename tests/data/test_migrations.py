@@ -17,7 +17,14 @@ from services.data import migrate
 from services.data.schema import Base
 from tests.conftest import database_url_for
 
-TABLES = {"ai_models", "prompt_history", "model_attempts", "model_stats_hourly"}
+TABLES = {
+    "ai_models",
+    "prompt_history",
+    "model_attempts",
+    "model_stats_hourly",
+    "client_keys",
+    "client_key_usage",
+}
 
 
 @pytest.fixture

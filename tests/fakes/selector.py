@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 from grpc_status import rpc_status
 
-from aiselector.v1 import selector_pb2, selector_pb2_grpc
+from aiselector.v1 import common_pb2, selector_pb2, selector_pb2_grpc
 from services.common import errors
 
 SELECTOR = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
@@ -181,6 +181,18 @@ def streamed(reply: selector_pb2.ProcessPromptResponse) -> list[Step]:
     return [Delta(reply.response[:middle]), Delta(reply.response[middle:]), Finish(reply)]
 
 
+def default_key_usages() -> list[common_pb2.ClientKeyUsage]:
+    """Today's usage of two client keys."""
+    return [
+        common_pb2.ClientKeyUsage(
+            client_key_id=1, name="my-app", day="2026-12-02", requests=12, tokens=3400
+        ),
+        common_pb2.ClientKeyUsage(
+            client_key_id=2, name="<ci>", day="2026-12-02", requests=3, failures=1
+        ),
+    ]
+
+
 def _cooldown_until() -> datetime:
     return (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
 
@@ -195,8 +207,9 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
     - StreamPrompt: the next of `stream_scripts` (lists of steps), else what ProcessPrompt would
       answer, as a stream (an error before any event); with `streams` False it is UNIMPLEMENTED,
       as a Selector older than StreamPrompt. `stream_cancelled` is set when a client cancels one.
-    - GetModelStats returns `models`; TestProviders `test_results`; DiscoverModels `discovery`.
-      The last two are admin calls: they want `authorization: Bearer <admin_token>`.
+    - GetModelStats returns `models`; TestProviders `test_results`; DiscoverModels `discovery`;
+      GetClientKeyUsage `key_usages`. The last three are admin calls: they want
+      `authorization: Bearer <admin_token>`.
     - `failures[method]` is an error that method raises; a call to a method in `holds` waits for
       that event first.
     """
@@ -212,6 +225,7 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
     discovery: selector_pb2.DiscoverModelsResponse = field(
         default_factory=selector_pb2.DiscoverModelsResponse
     )
+    key_usages: list[common_pb2.ClientKeyUsage] = field(default_factory=default_key_usages)
     admin_token: str = ADMIN_TOKEN
     failures: dict[str, errors.ServiceError] = field(default_factory=dict)
     holds: dict[str, asyncio.Event] = field(default_factory=dict)
@@ -363,3 +377,9 @@ class ScriptedSelector(selector_pb2_grpc.SelectorServicer):
     ) -> selector_pb2.DiscoverModelsResponse:
         await self._receive("DiscoverModels", request, context, admin=True)
         return self.discovery
+
+    async def GetClientKeyUsage(
+        self, request: selector_pb2.GetClientKeyUsageRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.GetClientKeyUsageResponse:
+        await self._receive("GetClientKeyUsage", request, context, admin=True)
+        return selector_pb2.GetClientKeyUsageResponse(usages=self.key_usages)

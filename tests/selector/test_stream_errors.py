@@ -15,6 +15,7 @@ from google.api import httpbody_pb2
 from aiselector.v1 import selector_pb2, selector_pb2_grpc
 from services.common.server import Registration, start_grpc_server
 from services.selector.app import SERVICE_NAME
+from services.selector.client_keys import ClientGate
 from services.selector.openai_reply import ERROR_TRAILER
 from services.selector.server import SelectorServicer
 from services.selector.snapshot import Catalog
@@ -42,6 +43,16 @@ async def engine() -> FailingEngine:
     return FailingEngine()
 
 
+# Anonymous requests served; no key is ever looked up (none is sent), so no ModelStore.
+open_gate = ClientGate(
+    None,  # type: ignore[arg-type]
+    admin_token=None,
+    allow_anonymous=True,
+    exposed=False,
+    cache_seconds=5,
+)
+
+
 @pytest.fixture
 async def stub(engine: FailingEngine) -> AsyncIterator[selector_pb2_grpc.SelectorStub]:
     servicer = SelectorServicer(
@@ -49,6 +60,8 @@ async def stub(engine: FailingEngine) -> AsyncIterator[selector_pb2_grpc.Selecto
         default_deadline=5,
         admin_token=None,
         discovery=None,  # type: ignore[arg-type]  # not called by these tests
+        gate=open_gate,
+        keys=None,  # type: ignore[arg-type]  # not called by these tests
     )
     servicer.mark_ready()
     server = await start_grpc_server(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.stack.app import try_it
+from services.stack.app import keys_banner, try_it
 from services.stack.plan import build_stack
 from services.stack.settings import StackSettings
 
@@ -174,3 +174,28 @@ def test_the_bot_metrics_port_is_checked_only_when_the_bot_runs(root):
     stack = build_stack(settings(), {}, root=root, simulator_port=1)
 
     assert "BOT_METRICS_PORT" not in {listener.variable for listener in stack.listeners}
+
+
+def test_the_stack_says_whether_client_keys_are_required(root):
+    loopback = build_stack(settings(data_dir=root / "d"), {}, root=root, simulator_port=1)
+    exposed = build_stack(
+        settings(data_dir=root / "d", envoy_listen_host="0.0.0.0"), {}, root=root, simulator_port=1
+    )
+    opted_out = build_stack(
+        settings(data_dir=root / "d", envoy_listen_host="0.0.0.0"),
+        {"ALLOW_ANONYMOUS": "true"},
+        root=root,
+        simulator_port=1,
+    )
+
+    assert loopback.client_keys[0] == "open"
+    assert "OPEN to anyone" in keys_banner(loopback)[0]
+    assert exposed.client_keys == (
+        "required",
+        "the API listens beyond loopback (ENVOY_LISTEN_HOST=0.0.0.0)",
+    )
+    assert "REQUIRED" in keys_banner(exposed)[0]
+    assert "keys create --name" in keys_banner(exposed)[1]
+    assert opted_out.client_keys[0] == "anonymous"
+    # The Selector decides from the same host.
+    assert exposed.services[0].env["ENVOY_LISTEN_HOST"] == "0.0.0.0"
