@@ -1,4 +1,5 @@
-"""SQLAlchemy tables of the ModelStore: catalog, attempts, hourly statistics and prompt history."""
+"""SQLAlchemy tables of the ModelStore: catalog, attempts, hourly statistics, prompt history and
+per-minute prompt counts."""
 
 from __future__ import annotations
 
@@ -226,3 +227,14 @@ class ModelStatsHourly(Base):
     latency_le_60000_ms: Mapped[int] = _count()
     latency_over_60000_ms: Mapped[int] = _count()
     tokens: Mapped[int] = _count()
+
+
+class PromptCountsMinutely(Base):
+    """Prompt records of one UTC minute: received, answered, answered after a failover."""
+
+    __tablename__ = "prompt_counts_minutely"
+
+    bucket_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    prompts: Mapped[int] = _count()
+    answered: Mapped[int] = _count()
+    failovers: Mapped[int] = _count()
