@@ -20,6 +20,7 @@ from services.selector.discovery import Discovery
 from services.selector.engine import Engine
 from services.selector.faces import JSON, ChatChunks, PromptEvents
 from services.selector.openai_request import parse_request, prompt_input
+from services.selector.timeline import Timeline
 from services.selector.validation import (
     CLIENT_ID_KEY,
     validate_caller,
@@ -45,9 +46,11 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         default_deadline: float,
         admin_token: str | None,
         discovery: Discovery,
+        timeline: Timeline,
     ) -> None:
         self._engine = engine
         self._discovery = discovery
+        self._timeline = timeline
         self._default_deadline = default_deadline
         self._admin_token = admin_token
         self._ready = asyncio.Event()
@@ -154,6 +157,12 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
     ) -> selector_pb2.GetModelStatsResponse:
         self._require_ready()
         return self._engine.model_stats()
+
+    async def GetModelTimeline(
+        self, request: selector_pb2.GetModelTimelineRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.GetModelTimelineResponse:
+        self._require_ready()
+        return await self._timeline.read(request.hours, self._deadline(context))
 
     async def TestProviders(
         self, request: selector_pb2.TestProvidersRequest, context: grpc.aio.ServicerContext

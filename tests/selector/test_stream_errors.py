@@ -49,6 +49,7 @@ async def stub(engine: FailingEngine) -> AsyncIterator[selector_pb2_grpc.Selecto
         default_deadline=5,
         admin_token=None,
         discovery=None,  # type: ignore[arg-type]  # not called by these tests
+        timeline=None,  # type: ignore[arg-type]  # not called by these tests
     )
     servicer.mark_ready()
     server = await start_grpc_server(
