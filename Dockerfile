@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Images of Free AI Selector. Targets: `app` (every Python service; the command picks one) and
-# `envoy` (the official Envoy image with the rendered config and the descriptor set built in).
+# `envoy` (the official Envoy image with the rendered config, the descriptor set and the status
+# page built in).
 
 FROM python:3.11-slim AS python-base
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -30,11 +31,14 @@ RUN python -m services.stack.envoy_config \
         --listen-port 8000 \
         --admin-port 9901 \
         --descriptor /etc/envoy/aiselector.pb \
+        --web-dir /etc/envoy/web \
         --request-deadline-seconds "${REQUEST_DEADLINE_SECONDS}"
 
 FROM envoyproxy/envoy:v1.40-latest AS envoy
 COPY --from=envoy-config /tmp/envoy/envoy.yaml /etc/envoy/envoy.yaml
 COPY --from=python-base /app/build/aiselector.pb /etc/envoy/aiselector.pb
+# The status page's files, read by Envoy when it starts (docs/adr/0013).
+COPY web /etc/envoy/web
 EXPOSE 8000
 CMD ["envoy", "-c", "/etc/envoy/envoy.yaml", "--log-level", "warn", "--file-flush-interval-msec", "1000"]
 

@@ -20,7 +20,7 @@ from services.data.catalog import (
     validate_spec,
 )
 from services.data.client_keys import KeyLimits, Usage
-from services.data.history import HistoryFilter, PromptEntry
+from services.data.history import HistoryFilter, PromptCounts, PromptEntry
 from services.data.models import Availability, Listing
 from services.data.schema import LATENCY_BOUNDS_MS, AiModel, ClientKey, PromptHistory
 
@@ -306,6 +306,45 @@ def statistics_window(
         problems.append(("start_time", f"the window must be at most {max_days} days"))
     _raise(problems)
     return list(request.model_ids), start, end
+
+
+def prompt_counts_window(
+    request: model_store_pb2.GetPromptCountsRequest, now: datetime, max_days: int = 31
+) -> tuple[datetime, datetime]:
+    """(start rounded down to the minute, end) of a prompt counts request."""
+    problems: list[tuple[str, str]] = []
+    end = _datetime(request.end_time) if request.HasField("end_time") else now
+    if not request.HasField("start_time"):
+        problems.append(("start_time", "is required"))
+        _raise(problems)
+    start = _datetime(request.start_time).replace(second=0, microsecond=0)
+    if start >= end:
+        problems.append(("start_time", "must be before end_time"))
+    elif (end - start).total_seconds() > max_days * 86400:
+        problems.append(("start_time", f"the window must be at most {max_days} days"))
+    _raise(problems)
+    return start, end
+
+
+def _counts_proto(counts: PromptCounts) -> model_store_pb2.PromptCounts:
+    message = model_store_pb2.PromptCounts(
+        prompts=counts.prompts, answered=counts.answered, failovers=counts.failovers
+    )
+    if counts.start is not None:
+        message.start_time.CopyFrom(_time(counts.start))
+    return message
+
+
+def prompt_counts_response(
+    total: PromptCounts, hours: list[PromptCounts], start: datetime, end: datetime
+) -> model_store_pb2.GetPromptCountsResponse:
+    """The reply of GetPromptCounts."""
+    return model_store_pb2.GetPromptCountsResponse(
+        total=_counts_proto(total),
+        hours=[_counts_proto(hour) for hour in hours],
+        start_time=_time(start),
+        end_time=_time(end),
+    )
 
 
 def _bucket_proto(bucket: Bucket) -> model_store_pb2.StatisticsBucket:

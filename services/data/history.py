@@ -1,4 +1,5 @@
-"""Prompt history: idempotent recording, filtered keyset listing, lookup, and retention."""
+"""Prompt history: idempotent recording (with per-minute counts), filtered keyset listing, lookup,
+retention, and the counts of a window."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, tuple_
+from sqlalchemy import ColumnElement, Row, and_, delete, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aiselector.v1 import common_pb2
 from services.common import errors
 from services.data import client_keys, models
-from services.data.schema import ClientKey, ModelAttempt, PromptHistory
+from services.data.schema import ClientKey, ModelAttempt, PromptCountsMinutely, PromptHistory
 
 
 @dataclass(frozen=True)
@@ -58,21 +59,57 @@ class Cursor:
     id: int
 
 
+@dataclass(frozen=True)
+class PromptCounts:
+    """Prompt records of a span: received, answered, answered after a failover."""
+
+    start: datetime | None
+    prompts: int = 0
+    answered: int = 0
+    failovers: int = 0
+
+
 _INSERT_PROMPTS = (
     insert(PromptHistory)
     .on_conflict_do_nothing(index_elements=["record_id"])
     .returning(
-        PromptHistory.client_key_id,
         PromptHistory.created_at,
-        PromptHistory.tokens,
         PromptHistory.success,
+        PromptHistory.fallback_used,
+        PromptHistory.client_key_id,
+        PromptHistory.tokens,
     )
+)
+_count_insert = insert(PromptCountsMinutely)
+_COUNTED = ("prompts", "answered", "failovers")
+_UPSERT_COUNTS = _count_insert.on_conflict_do_update(
+    index_elements=["bucket_start"],
+    set_={c: PromptCountsMinutely.__table__.c[c] + _count_insert.excluded[c] for c in _COUNTED},
 )
 
 
+def minute_of(moment: datetime) -> datetime:
+    """Start of the UTC minute holding `moment`."""
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def _minute_increments(stored: Sequence[Row]) -> list[dict[str, object]]:
+    minutes: dict[datetime, list[int]] = {}
+    for created_at, success, fallback_used, *_ in stored:
+        counts = minutes.setdefault(minute_of(created_at), [0, 0, 0])
+        counts[0] += 1
+        counts[1] += int(success)
+        counts[2] += int(success and fallback_used)
+    return [
+        {"bucket_start": start, **dict(zip(_COUNTED, counts, strict=True))}
+        for start, counts in sorted(minutes.items())
+    ]
+
+
 async def record_prompts(session: AsyncSession, entries: Sequence[PromptEntry]) -> int:
-    """Stores the entries whose record id is new, and adds the new ones of client keys to their
-    keys' usage; returns how many were stored. A key id no key has is stored as none."""
+    """Stores the entries whose record id is new, counts them in their minutes and adds the new
+    ones of client keys to their keys' usage; returns how many were stored. A key id no key has is
+    stored as none. Minutes are upserted in time order, so concurrent batches cannot deadlock."""
     await models.require_models(
         session, [e.selected_model_id for e in entries if e.selected_model_id]
     )
@@ -106,6 +143,8 @@ async def record_prompts(session: AsyncSession, entries: Sequence[PromptEntry]) 
     ]
     # Rows as parameters (executemany): the statement compiles once, whatever the batch size.
     stored = (await session.execute(_INSERT_PROMPTS, rows)).all()
+    if stored:
+        await session.execute(_UPSERT_COUNTS, _minute_increments(stored))
     await client_keys.add_usage(
         session,
         [
@@ -120,6 +159,31 @@ async def record_prompts(session: AsyncSession, entries: Sequence[PromptEntry]) 
         ],
     )
     return len(stored)
+
+
+async def prompt_counts(
+    session: AsyncSession, start: datetime, end: datetime
+) -> tuple[PromptCounts, list[PromptCounts]]:
+    """The window's total and its UTC hours with prompts, oldest first, from the minute counts.
+
+    Cost depends on the minutes in the window (a primary-key range), not on the history stored.
+    """
+    table = PromptCountsMinutely
+    hour = func.date_trunc("hour", table.bucket_start, "UTC").label("hour")
+    rows = await session.execute(
+        select(hour, func.sum(table.prompts), func.sum(table.answered), func.sum(table.failovers))
+        .where(table.bucket_start >= start, table.bucket_start < end)
+        .group_by(hour)
+        .order_by(hour)
+    )
+    hours = [PromptCounts(at.astimezone(UTC), int(p), int(a), int(f)) for at, p, a, f in rows]
+    total = PromptCounts(
+        None,
+        sum(h.prompts for h in hours),
+        sum(h.answered for h in hours),
+        sum(h.failovers for h in hours),
+    )
+    return total, hours
 
 
 def _conditions(where: HistoryFilter) -> list[ColumnElement[bool]]:
@@ -174,7 +238,8 @@ async def purge(
     session: AsyncSession, older_than: datetime | None, keep_latest: int
 ) -> tuple[int, int]:
     """Deletes history and attempts before `older_than`, and history beyond the newest
-    `keep_latest` (0 = no count limit). Hourly buckets stay: they are the aggregate.
+    `keep_latest` (0 = no count limit). Hourly buckets and minute counts stay: they are the
+    aggregate.
     Returns (prompts deleted, attempts deleted)."""
     prompts = attempts = 0
     if older_than is not None:

@@ -1,5 +1,5 @@
-"""SQLAlchemy tables of the ModelStore: catalog, attempts, hourly statistics, prompt history and
-client keys with their usage."""
+"""SQLAlchemy tables of the ModelStore: catalog, attempts, hourly statistics, prompt history,
+per-minute prompt counts, and client keys with their usage."""
 
 from __future__ import annotations
 
@@ -274,3 +274,12 @@ class ClientKeyUsage(Base):
     requests: Mapped[int] = _count()
     tokens: Mapped[int] = _count()
     failures: Mapped[int] = _count()
+class PromptCountsMinutely(Base):
+    """Prompt records of one UTC minute: received, answered, answered after a failover."""
+
+    __tablename__ = "prompt_counts_minutely"
+
+    bucket_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    prompts: Mapped[int] = _count()
+    answered: Mapped[int] = _count()
+    failovers: Mapped[int] = _count()

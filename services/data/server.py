@@ -121,6 +121,14 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
             windows = await attempts.statistics(session, model_ids, start, end, now)
         return convert.statistics_response(windows, start, end)
 
+    async def GetPromptCounts(
+        self, request: model_store_pb2.GetPromptCountsRequest, context: Context
+    ) -> model_store_pb2.GetPromptCountsResponse:
+        start, end = convert.prompt_counts_window(request, self._clock())
+        async with transaction(self._sessions) as session:
+            total, hours = await history.prompt_counts(session, start, end)
+        return convert.prompt_counts_response(total, hours, start, end)
+
     async def ListPromptHistory(
         self, request: model_store_pb2.ListPromptHistoryRequest, context: Context
     ) -> model_store_pb2.ListPromptHistoryResponse:

@@ -26,6 +26,7 @@ from services.selector.settings import SelectorSettings
 from services.selector.spool import Spool
 from services.selector.state import LiveState
 from services.selector.stats import StatsBook
+from services.selector.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,7 @@ async def start_selector(
         discovery=discovery,
         gate=gate,
         keys=ClientKeyAdmin(stub, gate),
+        timeline=Timeline(stub, lambda: engine.catalog),
     )
     server = await start_grpc_server(
         [Registration(SERVICE_NAME, selector_pb2_grpc.add_SelectorServicer_to_server, servicer)],

@@ -21,6 +21,7 @@ from services.selector.discovery import Discovery
 from services.selector.engine import Engine
 from services.selector.faces import JSON, ChatChunks, PromptEvents
 from services.selector.openai_request import parse_request, prompt_input
+from services.selector.timeline import Timeline
 from services.selector.validation import (
     CLIENT_ID_KEY,
     validate_caller,
@@ -48,11 +49,13 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         discovery: Discovery,
         gate: ClientGate,
         keys: ClientKeyAdmin,
+        timeline: Timeline,
     ) -> None:
         self._engine = engine
         self._discovery = discovery
         self._gate = gate
         self._keys = keys
+        self._timeline = timeline
         self._default_deadline = default_deadline
         self._admin_token = admin_token
         self._ready = asyncio.Event()
@@ -170,6 +173,13 @@ class SelectorServicer(selector_pb2_grpc.SelectorServicer):
         self._require_ready()
         await self._gate.identify(metadata_value(context, "authorization"))
         return self._engine.model_stats()
+
+    async def GetModelTimeline(
+        self, request: selector_pb2.GetModelTimelineRequest, context: grpc.aio.ServicerContext
+    ) -> selector_pb2.GetModelTimelineResponse:
+        self._require_ready()
+        await self._gate.identify(metadata_value(context, "authorization"))
+        return await self._timeline.read(request.hours, self._deadline(context))
 
     async def TestProviders(
         self, request: selector_pb2.TestProvidersRequest, context: grpc.aio.ServicerContext

@@ -21,6 +21,7 @@ def try_it(stack: Stack) -> list[str]:
     admin = f'-H "authorization: Bearer {stack.admin.shell_expression}"'
     return [
         f"Free AI Selector is ready at {stack.url}",
+        f"Status page: {stack.url}/",
         "Try:",
         f"  curl -s {stack.url}/api/v1/prompts/process "
         f"-H 'content-type: application/json' -d {prompt}",

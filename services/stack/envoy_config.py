@@ -11,6 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent
 TEMPLATE = ROOT / "envoy" / "envoy.yaml.template"
 DESCRIPTOR = ROOT / "build" / "aiselector.pb"
+# The status page's static files (served at `/`, docs/adr/0013).
+WEB_DIR = ROOT / "web"
 # Envoy waits this much longer than the Selector's own deadline, so the Selector's
 # DEADLINE_EXCEEDED (with its JSON body) reaches the client instead of Envoy's bare 504.
 DEADLINE_MARGIN_SECONDS = 5.0
@@ -22,6 +24,7 @@ class EnvoyConfig:
 
     selector_address: str
     descriptor_path: Path = DESCRIPTOR
+    web_dir: Path = WEB_DIR
     listen_host: str = "127.0.0.1"
     listen_port: int = 8000
     admin_port: int = 9901
@@ -65,6 +68,7 @@ def render(config: EnvoyConfig, template: Path = TEMPLATE) -> str:
     values = {k: str(v) for k, v in asdict(config).items()}
     values.update(
         descriptor_path=str(Path(config.descriptor_path).absolute()),
+        web_dir=str(Path(config.web_dir).absolute()),
         route_timeout=config.route_timeout,
         first_byte_timeout=_duration(config.first_byte_timeout_seconds),
         request_timeout=_duration(config.request_timeout_seconds),
@@ -89,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--selector-address", default="127.0.0.1:50051")
     parser.add_argument("--descriptor", type=Path, default=DESCRIPTOR)
+    parser.add_argument("--web-dir", type=Path, default=WEB_DIR)
     parser.add_argument("--listen-host", default="127.0.0.1")
     parser.add_argument("--listen-port", type=int, default=8000)
     parser.add_argument("--admin-port", type=int, default=9901)
@@ -97,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     config = EnvoyConfig(
         selector_address=args.selector_address,
         descriptor_path=args.descriptor,
+        web_dir=args.web_dir,
         listen_host=args.listen_host,
         listen_port=args.listen_port,
         admin_port=args.admin_port,

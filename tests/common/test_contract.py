@@ -48,6 +48,7 @@ def test_descriptor_maps_exactly_the_public_endpoints(files):
         ("POST", "/api/v1/prompts/process"): "Selector/ProcessPrompt",
         ("POST", "/api/v1/prompts/stream"): "Selector/StreamPrompt",
         ("GET", "/api/v1/models/stats"): "Selector/GetModelStats",
+        ("GET", "/api/v1/models/timeline"): "Selector/GetModelTimeline",
         ("POST", "/api/v1/providers/test"): "Selector/TestProviders",
         ("POST", "/api/v1/models/discover"): "Selector/DiscoverModels",
         ("POST", "/v1/chat/completions"): "Selector/ChatCompletions",

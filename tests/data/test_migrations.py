@@ -24,6 +24,7 @@ TABLES = {
     "model_stats_hourly",
     "client_keys",
     "client_key_usage",
+    "prompt_counts_minutely",
 }
 
 
@@ -93,3 +94,29 @@ async def test_migration_0005_keeps_existing_models_as_catalog_models(empty_engi
     assert tuple(row) == ("catalog", "", None, None)
     await migrate.downgrade(empty_engine, "0004")
     await migrate.upgrade(empty_engine)
+
+
+async def test_migration_0006_counts_the_stored_history_per_minute(empty_engine):
+    await migrate.upgrade(empty_engine, "0005")
+    async with empty_engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO prompt_history (record_id, user_id, prompt_text, response_time, "
+                "success, fallback_used, created_at) VALUES "
+                "('a', 'u', 'p', 1, true, false, '2026-05-01 12:00:10+00'), "
+                "('b', 'u', 'p', 1, true, true, '2026-05-01 12:00:50+00'), "
+                "('c', 'u', 'p', 1, false, false, '2026-05-01 12:00:59+00'), "
+                "('d', 'u', 'p', 1, true, true, '2026-05-01 14:03:00+02')"
+            )
+        )
+    await migrate.upgrade(empty_engine)
+    async with empty_engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                text(
+                    "SELECT to_char(bucket_start AT TIME ZONE 'UTC', 'HH24:MI'), prompts, "
+                    "answered, failovers FROM prompt_counts_minutely ORDER BY bucket_start"
+                )
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [("12:00", 3, 2, 1), ("12:03", 1, 1, 1)]

@@ -53,7 +53,7 @@ def test_routes_are_exactly_the_public_selector_methods_with_the_grpc_matcher():
 
 def test_a_malformed_grpc_timeout_is_answered_before_routing():
     routes = all_routes(rendered())
-    [guard] = [r for r in routes if "route" not in r]
+    [guard] = [r for r in routes if r.get("direct_response", {}).get("status") == 400]
 
     assert guard["direct_response"]["status"] == 400
     assert "grpc-timeout" in guard["direct_response"]["body"]["inline_string"]
@@ -155,7 +155,7 @@ def _statuses(mapper: dict) -> list[tuple[str, int]]:
 
 def test_envoys_own_errors_on_the_openai_routes_have_openais_shape():
     mappers = connection_manager(rendered())["local_reply_config"]["mappers"]
-    openai = [m for m in mappers if "body_format_override" in m]
+    openai = [m for m in mappers if "json_format" in m.get("body_format_override", {})]
 
     types = {
         _statuses(m)[0]: m["body_format_override"]["json_format"]["error"]["type"] for m in openai
@@ -220,3 +220,50 @@ def test_split_address_accepts_names_ipv4_and_ipv6():
     assert split_address("selector:50051") == ("selector", 50051)
     assert split_address("127.0.0.1:1") == ("127.0.0.1", 1)
     assert split_address("[::1]:8000") == ("::1", 8000)
+
+
+def test_the_status_page_files_are_direct_responses_read_from_the_web_folder(tmp_path: Path):
+    config = rendered(web_dir=tmp_path)
+    pages = {
+        r["match"]["path"]: r
+        for r in all_routes(config)
+        if r.get("direct_response", {}).get("status") == 200
+    }
+
+    assert {path: r["direct_response"]["body"]["filename"] for path, r in pages.items()} == {
+        "/": str(tmp_path / "index.html"),
+        "/status.js": str(tmp_path / "status.js"),
+        "/status.css": str(tmp_path / "status.css"),
+    }
+    for route in pages.values():
+        [method] = route["match"]["headers"]
+        assert method["string_match"]["safe_regex"]["regex"] == "GET|HEAD"
+        headers = {
+            h["header"]["key"]: h["header"]["value"] for h in route["response_headers_to_add"]
+        }
+        assert "default-src 'none'" in headers["content-security-policy"]
+        assert "connect-src 'self'" in headers["content-security-policy"]
+        transcoder = route["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]
+        assert transcoder["disabled"] is True
+    # Envoy's 4 KiB default would refuse the files.
+    assert (
+        connection_manager(config)["route_config"]["max_direct_response_body_size_bytes"] >= 65536
+    )
+    # Each file keeps its body and gets its type, instead of Envoy's JSON local-reply format.
+    mappers = connection_manager(config)["local_reply_config"]["mappers"]
+    types = [
+        m["body_format_override"]["content_type"]
+        for m in mappers
+        if "text_format_source" in m.get("body_format_override", {})
+    ]
+    assert [t.split(";")[0] for t in types] == ["text/javascript", "text/css", "text/html"]
+    assert all(("EQ", 200) in _statuses(m) for m in mappers[:3])
+
+
+def test_the_web_folder_holds_every_file_a_page_route_serves():
+    config = rendered()
+    for route in all_routes(config):
+        body = route.get("direct_response", {}).get("body", {})
+        if "filename" in body:
+            assert Path(body["filename"]).is_file(), body["filename"]
+            assert Path(body["filename"]).stat().st_size <= 65536

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from aiselector.v1 import model_store_pb2, model_store_pb2_grpc, selector_pb2, selector_pb2_grpc
+from services.stack.envoy_config import WEB_DIR
 from tests.envoy.harness import OVERSIZED_HEADER_PROMPT, SLOW_PROMPT, RunningEnvoy, Upstream
 from tests.fakes import ADMIN_TOKEN, eventually
 
@@ -140,7 +141,9 @@ async def test_unknown_query_parameter_is_a_400_json(http):
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/"),
+        ("POST", "/"),
+        ("GET", "/index.html"),
+        ("GET", "/web/status.js"),
         ("GET", "/api/v1/history"),
         ("POST", "/api/v1/prompts"),
         ("POST", "/aiselector.v1.Selector/ProcessPrompt"),
@@ -154,6 +157,28 @@ async def test_unknown_and_internal_paths_are_404_json(http, method, path):
     reply = await http.request(method, path, json={})
 
     assert_json_error(reply, 404, '"code": 404')
+
+
+@pytest.mark.parametrize(
+    ("path", "file", "content_type"),
+    [
+        ("/", "index.html", "text/html"),
+        ("/?refresh=5", "index.html", "text/html"),
+        ("/status.js", "status.js", "text/javascript"),
+        ("/status.css", "status.css", "text/css"),
+    ],
+)
+async def test_the_status_page_files_are_served_as_they_are(http, path, file, content_type):
+    reply = await http.get(path)
+
+    assert reply.status_code == 200
+    assert reply.content == (WEB_DIR / file).read_bytes()
+    assert reply.headers["content-type"] == f"{content_type}; charset=utf-8"
+    assert "script-src 'self'" in reply.headers["content-security-policy"]
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert reply.headers["x-request-id"]
+    head = await http.head(path)
+    assert (head.status_code, head.content) == (200, b"")
 
 
 async def test_every_model_store_method_is_404_for_json_clients(http):

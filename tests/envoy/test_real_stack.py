@@ -39,6 +39,38 @@ async def test_stats_and_admin_probe_through_envoy(front):
     assert probe.json()["successful"] == 3
 
 
+async def test_timeline_through_envoy_names_hours_on_bad_input(front):
+    _, _, http = await front()
+    assert (await http.post("/api/v1/prompts/process", json={"prompt": "Hi"})).status_code == 200
+
+    reply = await http.get("/api/v1/models/timeline", params={"hours": 2})
+
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["hours"] == 2
+    assert [m["name"] for m in body["models"]] == sorted(MODELS)
+    assert all(len(m["hours"]) == 2 for m in body["models"])
+    hour = body["models"][0]["hours"][0]
+    assert set(hour) == {
+        "start_time",
+        "successes",
+        "failures",
+        "rate_limited",
+        "other",
+        "median_response_time",
+        "average_response_time",
+    }
+    assert set(body["last_hour"]) == {"start_time", "prompts", "answered", "failovers"}
+    assert "prompt_text" not in reply.text
+    assert "user_id" not in reply.text
+    assert (await http.get("/api/v1/models/timeline")).json()["hours"] == 24
+    for hours, needle in [("500", "between 1 and 168"), ("-3", "between 1 and 168"), ("x", "")]:
+        bad = await http.get("/api/v1/models/timeline", params={"hours": hours})
+        assert bad.status_code == 400, bad.text
+        assert "hours" in bad.json()["message"]
+        assert needle in bad.json()["message"]
+
+
 async def test_model_discovery_through_envoy(front):
     stack, _, http = await front()
     for provider in ("alpha", "beta", "gamma"):

@@ -62,6 +62,7 @@ async def stub(engine: FailingEngine) -> AsyncIterator[selector_pb2_grpc.Selecto
         discovery=None,  # type: ignore[arg-type]  # not called by these tests
         gate=open_gate,
         keys=None,  # type: ignore[arg-type]  # not called by these tests
+        timeline=None,  # type: ignore[arg-type]  # not called by these tests
     )
     servicer.mark_ready()
     server = await start_grpc_server(

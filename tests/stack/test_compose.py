@@ -112,6 +112,9 @@ def test_envoy_uses_the_official_image_with_the_rendered_config(compose):
     assert "FROM envoyproxy/envoy:v1.40-latest AS envoy" in dockerfile
     assert "python -m services.stack.envoy_config" in dockerfile
     assert "--descriptor /etc/envoy/aiselector.pb" in dockerfile
+    # The status page: rendered to be read from the folder the image copies it to.
+    assert "--web-dir /etc/envoy/web" in dockerfile
+    assert "COPY web /etc/envoy/web" in dockerfile
 
 
 def test_python_healthchecks_use_the_probe_module(compose):

@@ -98,6 +98,21 @@ async def assert_request_id_reaches_the_selector_log(curl: str, data_dir: Path) 
     await eventually(logged, timeout=10, what=f"{request_id} in {log}", interval=0.2)
 
 
+async def assert_the_status_page_is_served(output: list[str]) -> None:
+    """The printed status page answers, and so does the timeline it draws (with the probes)."""
+    [line] = [line for line in output if line.startswith("Status page: ")]
+    url = line.removeprefix("Status page: ").strip()
+    async with httpx.AsyncClient(timeout=30) as client:
+        page = await client.get(url)
+        timeline = await client.get(f"{url}api/v1/models/timeline", params={"hours": 1})
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<script src="/status.js"' in page.text
+    assert timeline.status_code == 200, timeline.text
+    hours = [m["hours"][-1] for m in timeline.json()["models"]]
+    assert sum(int(h["successes"]) for h in hours) > 0
+
+
 async def start_make_run(env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         *COMMAND,
@@ -159,6 +174,7 @@ async def test_make_run_serves_the_printed_curl_and_stops_cleanly_on_ctrl_c(data
         admin_curl = next(line for line in output if "/api/v1/providers/test" in line)
         probes = await run_printed(admin_curl.strip())
         assert probes.get("total_providers", 0) > 0, probes
+        await assert_the_status_page_is_served(output)
         await assert_request_id_reaches_the_selector_log(curl, data_dir)
         assert_private(data_dir)
 
