@@ -1,7 +1,8 @@
 // Status page of Free AI Selector: reads GET /api/v1/models/stats and
 // GET /api/v1/models/timeline every few seconds and draws them; no library, no build step.
 // Everything shown comes from those two public, read-only methods (no prompt text, no user ids);
-// text is always set with textContent, never parsed as HTML.
+// text is always set with textContent, never parsed as HTML. Where the API requires client keys
+// the page asks for one (or the admin token) and keeps it in this tab's sessionStorage only.
 "use strict";
 
 const params = new URLSearchParams(location.search);
@@ -23,6 +24,7 @@ const STATES = {
 };
 
 const $ = (id) => document.getElementById(id);
+const KEY_ITEM = "fais-status-key";
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -59,7 +61,9 @@ async function call(path, init = {}) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), CALL_TIMEOUT_MS);
   try {
-    const response = await fetch(path, { ...init, signal: controller.signal, cache: "no-store" });
+    const key = sessionStorage.getItem(KEY_ITEM);
+    const headers = key ? { ...init.headers, authorization: `Bearer ${key}` } : init.headers;
+    const response = await fetch(path, { ...init, headers, signal: controller.signal, cache: "no-store" });
     let body = null;
     try {
       body = await response.json();
@@ -244,11 +248,16 @@ async function refresh() {
       call("/api/v1/models/stats"),
       call(`/api/v1/models/timeline?hours=${HOURS}`),
     ]);
+    if (stats.status === 401 || stats.status === 403) {
+      askForKey(stats);
+      return;
+    }
     if (stats.status !== 200 || !stats.body) {
       const message = stats.body && stats.body.message ? `: ${stats.body.message}` : "";
       showDown(`HTTP ${stats.status}${message}`);
       return;
     }
+    $("key-form").hidden = true;
     render(stats.body, timeline.status === 200 ? timeline.body : null);
     lastGood = Date.now();
     $("down").hidden = true;
@@ -259,6 +268,26 @@ async function refresh() {
   } finally {
     timer = setTimeout(refresh, REFRESH_SECONDS * 1000);
   }
+}
+
+// ---- client key -------------------------------------------------------------------------
+
+// The API answered 401 (no key) or 403 (a wrong or revoked key): not "down", so say what it wants.
+function askForKey(reply) {
+  $("down").hidden = true;
+  const message = reply.body && reply.body.message ? reply.body.message : `HTTP ${reply.status}`;
+  $("key-status").textContent = `${reply.status}: ${message}`;
+  $("key-form").hidden = false;
+  $("updated").textContent = "this API requires a client key";
+}
+
+function useKey(event) {
+  event.preventDefault();
+  const key = $("client-key").value.trim();
+  if (key) sessionStorage.setItem(KEY_ITEM, key);
+  else sessionStorage.removeItem(KEY_ITEM);
+  $("client-key").value = "";
+  refresh();
 }
 
 // ---- admin probe ------------------------------------------------------------------------
@@ -316,4 +345,5 @@ async function probe(event) {
 }
 
 $("probe-form").addEventListener("submit", probe);
+$("key-form").addEventListener("submit", useKey);
 refresh();

@@ -274,6 +274,8 @@ class ClientKeyUsage(Base):
     requests: Mapped[int] = _count()
     tokens: Mapped[int] = _count()
     failures: Mapped[int] = _count()
+
+
 class PromptCountsMinutely(Base):
     """Prompt records of one UTC minute: received, answered, answered after a failover."""
 

@@ -254,3 +254,48 @@ async def test_when_the_api_is_down_the_page_says_so_and_recovers_by_itself(fron
     await stack.selector.wait_ready(10)
     await browser.wait_for("document.getElementById('down').hidden", timeout=ONE_REFRESH + 5)
     assert await browser.evaluate("document.querySelectorAll('.model.stale').length") == 0
+
+
+async def test_where_keys_are_required_the_page_asks_for_one_and_then_shows_the_models(
+    front, browser
+):
+    _, envoy, http = await front(allow_anonymous=False)
+    created = await http.post(
+        "/api/v1/admin/keys",
+        headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+        json={"name": "status-page"},
+    )
+    assert created.status_code == 200, created.text
+    key = created.json()["key"]
+    anonymous = await http.get("/api/v1/models/stats")
+    assert anonymous.status_code == 401
+
+    await browser.open(f"{envoy.url}/?refresh={REFRESH}")
+    asked = await browser.wait_for(
+        "!document.getElementById('key-form').hidden"
+        " && document.getElementById('key-status').textContent",
+        timeout=ONE_REFRESH,
+    )
+    assert asked == f"401: {anonymous.json()['message']}"
+    assert await browser.evaluate("document.getElementById('down').hidden") is True
+
+    await browser.evaluate(
+        "document.getElementById('client-key').value = 'fais_wrong';"
+        "document.getElementById('use-key').click()"
+    )
+    refused = await browser.wait_for(
+        "document.getElementById('key-status').textContent.startsWith('403')"
+        " && document.getElementById('key-status').textContent",
+        timeout=ONE_REFRESH,
+    )
+    assert "fais_wrong" not in refused
+
+    await browser.evaluate(
+        f"document.getElementById('client-key').value = {json.dumps(key)};"
+        "document.getElementById('use-key').click()"
+    )
+    await browser.wait_for("document.querySelectorAll('.model').length === 3", timeout=ONE_REFRESH)
+    assert await browser.evaluate("document.getElementById('key-form').hidden") is True
+    assert key not in await browser.evaluate("document.body.innerText")
+    # The refused loads (401, 403) are the only errors the browser logs; the page reports them.
+    assert all("401" in e or "403" in e for e in browser.errors), browser.errors
