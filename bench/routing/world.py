@@ -69,6 +69,10 @@ class Request:
     prompt_tokens: int
     tags: frozenset[str]
     json_mode: bool
+    #: Models the client named (`model_name`): tried first.
+    preferred: tuple[str, ...] = ()
+    #: The request's deadline, in seconds from its arrival.
+    deadline_s: float = 60.0
 
 
 @dataclass(frozen=True)

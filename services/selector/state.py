@@ -7,6 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 from aiselector.v1 import common_pb2, selector_pb2
+from services.common import outcomes
 from services.selector.providers.errors import Scope
 from services.selector.providers.waits import local_day
 
@@ -19,10 +20,6 @@ CIRCUIT_OPEN = selector_pb2.MODEL_STATE_CIRCUIT_OPEN
 CIRCUIT_HALF_OPEN = selector_pb2.MODEL_STATE_CIRCUIT_HALF_OPEN
 OUT_OF_BUDGET = selector_pb2.MODEL_STATE_OUT_OF_BUDGET
 
-_FAILURES = frozenset(
-    {common_pb2.OUTCOME_TRANSIENT, common_pb2.OUTCOME_TIMEOUT, common_pb2.OUTCOME_BAD_ANSWER}
-)
-_RATE_OUTCOMES = frozenset({common_pb2.OUTCOME_RATE_LIMITED, common_pb2.OUTCOME_QUOTA_EXHAUSTED})
 _PERMANENT_REASONS = {
     401: "API key rejected by provider (HTTP 401) — check the key",
     402: "free credit spent at provider (HTTP 402)",
@@ -301,7 +298,7 @@ class LiveState:
         failure_threshold: int = 3,
         timeout_threshold: int = 1,
         circuit_open_seconds: float = 10.0,
-        circuit_max_open_seconds: float = 30.0,
+        circuit_max_open_seconds: float = 20.0,
         default_rate_limit_seconds: float = 60.0,
         min_rate_limit_seconds: float = 2.0,
         permanent_cooldown_seconds: float = 86400.0,
@@ -447,14 +444,17 @@ class LiveState:
                 )
         return None
 
-    def acquire(self, model_id: int, limits: Limits, now: float, est_tokens: int = 0) -> bool:
+    def acquire(
+        self, model_id: int, limits: Limits, now: float, est_tokens: int = 0, *, trial: bool = True
+    ) -> bool:
         """Admits one request if the model is usable now, counting it in the budget windows of
         the model and its account.
 
-        In half-open state it also takes the single trial slot. False means: do not send.
+        In half-open state it also takes the single trial slot, unless `trial` is False (the
+        request may not be a trial: a background probe makes them). False means: do not send.
         """
         availability = self.availability(model_id, limits, now, est_tokens)
-        if not availability.admits:
+        if not availability.admits or (availability.state == CIRCUIT_HALF_OPEN and not trial):
             return False
         model = self._model(model_id)
         if availability.state == CIRCUIT_HALF_OPEN:
@@ -547,7 +547,7 @@ class LiveState:
                 reason = f"{reason}: {message[:_MAX_MESSAGE]}"
             until = now + self.permanent_cooldown_seconds
             self._cool(model_id, outcome, until, reason, scope)
-        elif outcome in _FAILURES and fresh:
+        elif outcome in outcomes.CIRCUIT_OUTCOMES and fresh:
             self._fail(model_id, model, now, started, outcome == common_pb2.OUTCOME_TIMEOUT)
 
     def _cool(
@@ -583,7 +583,7 @@ class LiveState:
         nothing about the wait, and sending now would break the provider's Retry-After.
         """
         return (
-            model.cooldown_outcome in _RATE_OUTCOMES
+            model.cooldown_outcome in outcomes.RATE_OUTCOMES
             and model.cooldown_until is not None
             and now < model.cooldown_until
         )
@@ -690,6 +690,20 @@ class LiveState:
         model.circuit_opened_at = circuit_opened_at
         model.failed_trials = 0
         model.blame_after = None
+
+    def cooldown_outcome(self, model_id: int) -> int:
+        """The outcome class of the model's running (or last) cooldown; UNSPECIFIED: none."""
+        return self._model(model_id).cooldown_outcome
+
+    def rate_blocked(self, model_id: int, state: int) -> bool:
+        """Whether a model in `state` (its availability's) is held back by a provider's limit or
+        its own budget, which passes by waiting, rather than by its failures."""
+        if state == OUT_OF_BUDGET:
+            return True
+        return (
+            state == COOLING_DOWN
+            and self._model(model_id).cooldown_outcome in outcomes.RATE_OUTCOMES
+        )
 
     def snapshot(self, model_id: int) -> dict:
         """The persisted fields, with the same keys as `restore`."""

@@ -367,7 +367,9 @@ async def test_test_providers_needs_the_admin_token_and_feeds_routing(make_stack
 
 
 async def test_an_attempt_cut_short_by_the_deadline_does_not_blame_the_model(make_stack):
-    stack = await make_stack({"alpha/m1": {"behaviour": "silence"}}, circuit_failure_threshold=1)
+    stack = await make_stack(
+        {"alpha/m1": {"behaviour": "silence"}}, circuit_failure_threshold=1, keys=("alpha",)
+    )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stack.ask(model_name="alpha/m1", timeout=1.0)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -376,6 +378,17 @@ async def test_an_attempt_cut_short_by_the_deadline_does_not_blame_the_model(mak
     assert alpha.failed_requests == 0
     assert alpha.total_requests == 1
     assert alpha.budget.requests_today == 1
+
+
+async def test_a_silent_first_model_leaves_a_short_deadline_room_for_the_fallback(make_stack):
+    stack = await make_stack({"alpha/m1": {"behaviour": "silence"}}, circuit_failure_threshold=1)
+    reply = await stack.ask(model_name="alpha/m1", timeout=1.0)
+    assert reply.selected_model in {"beta/m1", "gamma/m1"}
+    first = reply.attempt_details[0]
+    assert (first.model, first.outcome) == ("alpha/m1", common_pb2.OUTCOME_ABANDONED)
+    alpha = await _model_stats(stack, "alpha/m1")
+    assert alpha.state == selector_pb2.MODEL_STATE_READY
+    assert alpha.failed_requests == 0
 
 
 async def test_test_providers_returns_within_the_callers_deadline(make_stack):
