@@ -152,7 +152,12 @@ class _PlainFlight:
     ) -> None:
         self.router, self.specs, self.request, self.clock = router, specs, request, clock
         self.deadline = clock() + request.deadline_s
-        self.order = router.plan(request, clock())
+        order = router.plan(request, clock())
+        if router.name != "oracle":
+            # The named model first when the policy would use it at all, as the selector does.
+            first = [n for n in request.preferred if n in order]
+            order = first + [n for n in order if n not in first]
+        self.order = order
         self.index = 0
         self.last: tuple[str, Result] | None = None
 

@@ -10,8 +10,9 @@ Rules, each defined here once:
   in this request (the skip set); a rate-limited model is skipped but may come back after a wait.
 - The wait decision: when nothing left is eligible, wait for the earliest moment a model held back
   by a provider's limit (its Retry-After, a 429 backoff, or its own declared budget) is usable
-  again, if that is at most `max_retry_wait_seconds` away and leaves `wait_margin_seconds` of
-  the deadline for the attempt.
+  again, if that is at most `max_retry_wait_seconds` away, the request has not waited
+  QUEUE_SHARE of its deadline yet, and `wait_margin_seconds` (at most QUEUE_SHARE of the
+  deadline) are left after it for the attempt. Never during a provider's Retry-After.
 - The per-attempt share: an attempt may use the model's timeout, but while another eligible model
   could still answer, it leaves that one room (`fallback_reserve`), so a silent first model
   cannot spend a short deadline alone.
@@ -48,12 +49,17 @@ Clock = Callable[[], float]
 
 #: An attempt needs at least this much of the deadline to be worth starting, in seconds.
 MIN_ATTEMPT_SECONDS = 0.05
-#: Planning rounds per request at most (a round follows a wait or a changed plan).
-MAX_ROUNDS = 12
+#: Planning rounds per request at most (a round follows a wait or a changed plan); a safety net,
+#: the deadline and QUEUE_SHARE end a request's waits first.
+MAX_ROUNDS = 100
 #: Longest provider Retry-After (or budget window) worth waiting for, in seconds.
 MAX_RETRY_WAIT_SECONDS = 30.0
-#: A wait is taken only if this much of the deadline is left after it, in seconds.
-RETRY_WAIT_MARGIN_SECONDS = 3.0
+#: A wait is taken only if this much of the deadline is left after it, in seconds (at most
+#: QUEUE_SHARE of the whole deadline): room for the attempt that follows.
+RETRY_WAIT_MARGIN_SECONDS = 10.0
+#: A request waits for capacity at most this share of its deadline in all (a short queue: in a
+#: storm, a prompt that cannot be answered soon is told so with a Retry-After).
+QUEUE_SHARE = 1 / 3
 #: Retry delay suggested when nothing says when to come back, in seconds.
 DEFAULT_RETRY_SECONDS = 30.0
 #: Room left for a fallback: at least this many seconds …
@@ -308,8 +314,11 @@ class Conduct:
     rounds: int = 0
     first_planned: int | None = None
     pin_note: str = ""
+    #: Seconds this request has waited for capacity so far.
+    waited: float = 0.0
 
     def __post_init__(self) -> None:
+        self.began = self.conductor.clock()
         first = self.conductor.plan(self.seats, self.needs)
         self.first_planned = first.order[0].model_id if first.order else None
         self.pin_note = first.pin_note
@@ -403,10 +412,13 @@ class Conduct:
         if not waits:
             return None
         wait = max(0.0, min(waits))
-        if wait > self.conductor.max_retry_wait_seconds:
+        budget = (self.deadline - self.began) * QUEUE_SHARE
+        margin = min(self.conductor.wait_margin_seconds, budget)
+        if wait > self.conductor.max_retry_wait_seconds or self.waited + wait > budget:
             return None
-        if wait + self.conductor.wait_margin_seconds > self.remaining():
+        if wait + margin > self.remaining():
             return None
+        self.waited += wait + 0.01
         return wait + 0.01
 
     def _share(self, spec: ModelSpec, remaining: float) -> float:

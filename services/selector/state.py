@@ -28,6 +28,9 @@ _PERMANENT_REASONS = {
     410: "model retired at provider (HTTP 410) — update the catalog",
 }
 _MAX_MESSAGE = 200
+#: 429s without a delay, in a row and without a success, a model with a declared per-minute
+#: budget may answer before its cooldowns start (the budget paces it meanwhile).
+RATE_LIMIT_FREE_STREAK = 20
 
 
 def next_utc_midnight(now: float) -> float:
@@ -143,13 +146,21 @@ class _Counter:
         return self.tokens_today + sum(self.reserved)
 
     def block(
-        self, quota: Quota, now: float, est_tokens: int, minute_seconds: float, rpm_note: str = ""
+        self,
+        quota: Quota,
+        now: float,
+        est_tokens: int,
+        minute_seconds: float,
+        rpm_note: str = "",
+        shown_rpm: int = 0,
     ) -> tuple[str, float | None] | None:
-        """(reason, until) when a request of `est_tokens` would break `quota` now, else None."""
+        """(reason, until) when a request of `est_tokens` would break `quota` now, else None
+        (`shown_rpm`: the per-minute limit to name, when not the quota's own)."""
         rpm = quota.requests_per_minute
         if rpm > 0 and len(self.minute) >= rpm:
             until = self.minute[len(self.minute) - rpm] + minute_seconds
-            return f"requests-per-minute budget spent ({rpm}/min{rpm_note})", until
+            shown = shown_rpm or rpm
+            return f"requests-per-minute budget spent ({shown}/min{rpm_note})", until
         rpd = quota.requests_per_day
         if rpd > 0 and self.requests_today >= rpd:
             return f"requests-per-day budget spent ({rpd}/day)", self.day_end
@@ -257,6 +268,10 @@ class _Model:
     rate_limit_streak: int = 0
     learned_rpm: int = 0
     learned_until: float = 0.0
+    # Admission times of the last minute's requests the provider answered with a 429.
+    limited: deque[float] = field(default_factory=deque)
+    # The per-minute request limit the catalog declares (0 = none), as its limits last said.
+    declared_rpm: int = 0
 
 
 class LiveState:
@@ -335,6 +350,7 @@ class LiveState:
         """The model, with the account and zone `limits` name."""
         model = self._model(model_id)
         model.counter.set_zone(limits.zone, now)
+        model.declared_rpm = limits.requests_per_minute
         if limits.account != model.account:
             self._join(model_id, model, limits.account, now)
         account = self._account_of(model)
@@ -424,11 +440,16 @@ class LiveState:
         est_tokens: int,
     ) -> Availability | None:
         quota: Quota = limits
-        note = ""
+        note, shown = "", 0
         if limits.requests_per_minute <= 0 and model.learned_rpm and now < model.learned_until:
-            quota = replace(limits, requests_per_minute=model.learned_rpm)
-            note = ", as learned from the provider's 429"
-        block = model.counter.block(quota, now, est_tokens, self.minute_seconds, note)
+            # The provider counts the requests it accepted: those it refused in the window do not
+            # use the learned limit.
+            horizon = now - self.minute_seconds
+            while model.limited and model.limited[0] <= horizon:
+                model.limited.popleft()
+            quota = replace(limits, requests_per_minute=model.learned_rpm + len(model.limited))
+            note, shown = ", as learned from the provider's 429", model.learned_rpm
+        block = model.counter.block(quota, now, est_tokens, self.minute_seconds, note, shown)
         if block is not None:
             return Availability(OUT_OF_BUDGET, *block)
         if account is not None:
@@ -526,10 +547,27 @@ class LiveState:
                     cooldown_outcome=common_pb2.OUTCOME_UNSPECIFIED,
                 )
         elif outcome == common_pb2.OUTCOME_RATE_LIMITED:
-            seconds = retry_after if retry_after is not None else self._backoff(model)
-            if retry_after is None and len(model.counter.minute) > 1:
-                model.learned_rpm = len(model.counter.minute) - 1
+            horizon = now - self.minute_seconds
+            while model.limited and model.limited[0] <= horizon:
+                model.limited.popleft()
+            model.limited.append(started)
+            accepted = len(model.counter.minute) - len(model.limited)
+            if retry_after is None and accepted > 0:
+                model.learned_rpm = accepted
                 model.learned_until = now + self.learned_limit_seconds
+            if retry_after is not None:
+                seconds = retry_after
+            elif model.declared_rpm:
+                # The declared per-minute budget paces the model already: a 429 costs no pause
+                # (the provider is busy, not closed) until RATE_LIMIT_FREE_STREAK of them come
+                # without a success; then it backs off, so a model that refuses everything is
+                # not sent its whole budget.
+                seconds = self._backoff(model, free=RATE_LIMIT_FREE_STREAK)
+            elif model.learned_rpm and now < model.learned_until:
+                # The limit just learned says when the provider takes the next request.
+                seconds = 0.0
+            else:
+                seconds = self._backoff(model)
             status = f"HTTP {http_status}" if http_status else "rate limited"
             reason = f"rate limited by provider ({status}), retry after {_format_seconds(seconds)}"
             self._cool(model_id, outcome, now + max(0.0, seconds), reason, scope, replace=True)
@@ -588,10 +626,14 @@ class LiveState:
             and now < model.cooldown_until
         )
 
-    def _backoff(self, model: _Model) -> float:
-        """Cooldown for a 429 that gave no delay: doubling from the minimum up to the default."""
-        seconds = self.min_rate_limit_seconds * 2 ** min(model.rate_limit_streak, 30)
+    def _backoff(self, model: _Model, *, free: int = 0) -> float:
+        """Cooldown for a 429 that gave no delay: doubling from the minimum up to the default
+        (the first `free` 429s after a success cost none)."""
+        streak = model.rate_limit_streak - free
         model.rate_limit_streak += 1
+        if streak < 0:
+            return 0.0
+        seconds = self.min_rate_limit_seconds * 2 ** min(streak, 30)
         return min(seconds, self.default_rate_limit_seconds)
 
     def _close(self, model_id: int, model: _Model, now: float) -> None:

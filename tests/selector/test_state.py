@@ -8,7 +8,14 @@ import pytest
 
 from aiselector.v1 import common_pb2, selector_pb2
 from services.selector.providers import Scope
-from services.selector.state import DAY, Limits, LiveState, Quota, next_utc_midnight
+from services.selector.state import (
+    DAY,
+    RATE_LIMIT_FREE_STREAK,
+    Limits,
+    LiveState,
+    Quota,
+    next_utc_midnight,
+)
 
 SUCCESS = common_pb2.OUTCOME_SUCCESS
 RATE_LIMITED = common_pb2.OUTCOME_RATE_LIMITED
@@ -281,8 +288,10 @@ def test_a_429_without_delay_teaches_an_undeclared_per_minute_limit_for_a_while(
     assert "3/min" in learned.reason
     assert "learned" in learned.reason
     assert learned.until == pytest.approx(T0 + 61)
+    # The provider counts what it accepted: the refused request leaves room for one more.
     assert state.acquire(1, NONE, T0 + 61)
-    assert not state.acquire(1, NONE, T0 + 61.5)
+    assert state.acquire(1, NONE, T0 + 61.5)
+    assert not state.acquire(1, NONE, T0 + 61.7)
     for index in range(6):
         assert state.acquire(1, NONE, T0 + 700 + index)
 
@@ -588,3 +597,33 @@ def test_seeding_a_model_raises_its_account_by_what_the_model_went_up() -> None:
         1, limits=SHARED, requests_last_minute=1, requests_today=30, tokens_today=100, now=T0
     )
     assert state.account_budget(1, T0).requests_today == 45
+
+
+def test_a_declared_per_minute_budget_paces_429s_without_delay_until_a_long_run() -> None:
+    state = LiveState(min_rate_limit_seconds=2.0)
+    paced = Limits(requests_per_minute=1000)
+    now = T0
+    for _ in range(RATE_LIMIT_FREE_STREAK):
+        assert state.acquire(1, paced, now)
+        state.on_outcome(1, RATE_LIMITED, now + 0.1, started=now)
+        now += 0.2
+        assert state.availability(1, paced, now).state == READY  # no pause: the budget paces
+    assert state.acquire(1, paced, now)
+    state.on_outcome(1, RATE_LIMITED, now + 0.1, started=now)
+    assert state.availability(1, paced, now + 1.0).state == COOLING  # a long run backs off
+    state.on_outcome(1, SUCCESS, now + 3.0)
+    assert state.acquire(1, paced, now + 3.0)
+    state.on_outcome(1, RATE_LIMITED, now + 3.1, started=now + 3.0)
+    assert state.availability(1, paced, now + 3.2).state == READY
+
+
+def test_after_learning_a_limit_a_429_without_delay_costs_no_pause() -> None:
+    state = LiveState(min_rate_limit_seconds=2.0, minute_seconds=60.0)
+    for index in range(5):
+        assert state.acquire(1, NONE, T0 + index)
+    state.on_outcome(1, RATE_LIMITED, T0 + 5, started=T0 + 4)
+    # Four accepted in the minute: the learned 4/min says when the next may go, no cooldown.
+    blocked = state.availability(1, NONE, T0 + 5.5)
+    assert blocked.state == OUT_OF_BUDGET
+    assert "4/min" in blocked.reason
+    assert blocked.until == pytest.approx(T0 + 60)
