@@ -19,7 +19,7 @@ class SelectorSettings(ServiceSettings):
     request_deadline_seconds: float = Field(default=60.0, gt=0, le=600)
     # Bearer token for admin RPCs (TestProviders); unset disables them.
     admin_api_token: SecretStr | None = None
-    # Prompt used by TestProviders probes.
+    # Prompt of probes: TestProviders, and the background trial of each half-open circuit.
     synthetic_test_prompt: str = "Hello! Please respond with 'OK'"
     # Output tokens asked for by a probe.
     probe_max_output_tokens: int = 16
