@@ -28,9 +28,6 @@ _PERMANENT_REASONS = {
     410: "model retired at provider (HTTP 410) — update the catalog",
 }
 _MAX_MESSAGE = 200
-#: 429s without a delay, in a row and without a success, a model with a declared per-minute
-#: budget may answer before its cooldowns start (the budget paces it meanwhile).
-RATE_LIMIT_FREE_STREAK = 20
 
 
 def next_utc_midnight(now: float) -> float:
@@ -266,6 +263,7 @@ class _Model:
     account: str = ""
     in_flight: deque[float] = field(default_factory=deque)
     rate_limit_streak: int = 0
+    last_success: float | None = None
     learned_rpm: int = 0
     learned_until: float = 0.0
     # Admission times of the last minute's requests the provider answered with a 429.
@@ -537,6 +535,7 @@ class LiveState:
         fresh = model.blame_after is None or started >= model.blame_after
         if outcome == common_pb2.OUTCOME_SUCCESS:
             model.rate_limit_streak = 0
+            model.last_success = now
             if fresh:
                 self._close(model_id, model, now)
             if not self._rate_cooldown_running(model, now):
@@ -557,13 +556,17 @@ class LiveState:
                 model.learned_until = now + self.learned_limit_seconds
             if retry_after is not None:
                 seconds = retry_after
-            elif model.declared_rpm:
-                # The declared per-minute budget paces the model already: a 429 costs no pause
-                # (the provider is busy, not closed) until RATE_LIMIT_FREE_STREAK of them come
-                # without a success; then it backs off, so a model that refuses everything is
-                # not sent its whole budget.
-                seconds = self._backoff(model, free=RATE_LIMIT_FREE_STREAK)
-            elif model.learned_rpm and now < model.learned_until:
+            elif (
+                model.declared_rpm
+                and model.last_success is not None
+                and now - model.last_success < self.minute_seconds
+            ):
+                # The declared per-minute budget paces the model already, and it answered within
+                # the minute: the provider is busy, not closed, so a 429 costs no pause. One
+                # that answered nothing for a minute backs off, so a model that refuses
+                # everything is not sent its whole budget.
+                seconds = 0.0
+            elif not model.declared_rpm and model.learned_rpm and now < model.learned_until:
                 # The limit just learned says when the provider takes the next request.
                 seconds = 0.0
             else:
@@ -626,13 +629,10 @@ class LiveState:
             and now < model.cooldown_until
         )
 
-    def _backoff(self, model: _Model, *, free: int = 0) -> float:
-        """Cooldown for a 429 that gave no delay: doubling from the minimum up to the default
-        (the first `free` 429s after a success cost none)."""
-        streak = model.rate_limit_streak - free
+    def _backoff(self, model: _Model) -> float:
+        """Cooldown for a 429 that gave no delay: doubling from the minimum up to the default."""
+        streak = model.rate_limit_streak
         model.rate_limit_streak += 1
-        if streak < 0:
-            return 0.0
         seconds = self.min_rate_limit_seconds * 2 ** min(streak, 30)
         return min(seconds, self.default_rate_limit_seconds)
 

@@ -10,7 +10,6 @@ from aiselector.v1 import common_pb2, selector_pb2
 from services.selector.providers import Scope
 from services.selector.state import (
     DAY,
-    RATE_LIMIT_FREE_STREAK,
     Limits,
     LiveState,
     Quota,
@@ -599,22 +598,30 @@ def test_seeding_a_model_raises_its_account_by_what_the_model_went_up() -> None:
     assert state.account_budget(1, T0).requests_today == 45
 
 
-def test_a_declared_per_minute_budget_paces_429s_without_delay_until_a_long_run() -> None:
-    state = LiveState(min_rate_limit_seconds=2.0)
+def test_a_declared_per_minute_budget_paces_429s_of_a_model_that_answers() -> None:
+    state = LiveState(min_rate_limit_seconds=2.0, minute_seconds=60.0)
     paced = Limits(requests_per_minute=1000)
-    now = T0
-    for _ in range(RATE_LIMIT_FREE_STREAK):
+    assert state.acquire(1, paced, T0)
+    state.on_outcome(1, SUCCESS, T0 + 0.5, started=T0)
+    now = T0 + 1.0
+    while now < T0 + 59.0:
         assert state.acquire(1, paced, now)
         state.on_outcome(1, RATE_LIMITED, now + 0.1, started=now)
-        now += 0.2
+        now += 1.0
         assert state.availability(1, paced, now).state == READY  # no pause: the budget paces
+    # Nothing answered for a minute: the 429s back off now.
+    now = T0 + 61.0
     assert state.acquire(1, paced, now)
     state.on_outcome(1, RATE_LIMITED, now + 0.1, started=now)
-    assert state.availability(1, paced, now + 1.0).state == COOLING  # a long run backs off
-    state.on_outcome(1, SUCCESS, now + 3.0)
-    assert state.acquire(1, paced, now + 3.0)
-    state.on_outcome(1, RATE_LIMITED, now + 3.1, started=now + 3.0)
-    assert state.availability(1, paced, now + 3.2).state == READY
+    assert state.availability(1, paced, now + 1.0).state == COOLING
+
+
+def test_without_a_success_a_429_without_delay_backs_off_even_with_a_budget() -> None:
+    state = LiveState(min_rate_limit_seconds=2.0)
+    paced = Limits(requests_per_minute=1000)
+    assert state.acquire(1, paced, T0)
+    state.on_outcome(1, RATE_LIMITED, T0 + 0.1, started=T0)
+    assert state.availability(1, paced, T0 + 1.0).state == COOLING
 
 
 def test_after_learning_a_limit_a_429_without_delay_costs_no_pause() -> None:
