@@ -69,6 +69,10 @@ class Request:
     prompt_tokens: int
     tags: frozenset[str]
     json_mode: bool
+    #: Models the client named (`model_name`): tried first.
+    preferred: tuple[str, ...] = ()
+    #: The request's deadline, in seconds from its arrival.
+    deadline_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,8 @@ class _Usage:
 class World:
     """All simulated models of one run; outcomes are drawn from (seed, model, request) only.
 
-    Because an attempt's luck depends only on the seed, the model and the request, every policy
+    Because an attempt's luck depends only on the seed, the model and the request (and, for a
+    second attempt of the same prompt on the same model, how many came before), every policy
     meets the same world, and the oracle can look at an attempt's result before making it (`peek`).
     """
 
@@ -112,6 +117,8 @@ class World:
         self.rate_limited = 0
         self.beyond_budget = 0
         self.during_retry_after = 0
+        # Attempts sent per (model, prompt): a second attempt of a prompt draws fresh luck.
+        self._tries: dict[tuple[str, int], int] = {}
 
     def _outage(self, model: SimModel, now: float, request_id: int) -> Outage | None:
         offset = now - self.start
@@ -145,7 +152,9 @@ class World:
         model = self.models[name]
         usage = self._usage[name]
         self._roll(usage, now)
-        luck = random.Random(f"{self.seed}:{name}:{request.request_id}")
+        tries = self._tries.get((name, request.request_id), 0)
+        again = f":{tries}" if tries else ""
+        luck = random.Random(f"{self.seed}:{name}:{request.request_id}{again}")
         fail_draw, latency_draw = luck.random(), luck.gauss(0.0, 1.0)
         quick = 0.05 + 0.2 * luck.random()
         outage = self._outage(model, now, request.request_id)
@@ -190,6 +199,8 @@ class World:
     def send(self, name: str, request: Request, now: float) -> Result:
         """Sends the request: counts it against the provider's quota and the declared budget."""
         result = self.peek(name, request, now)
+        key = (name, request.request_id)
+        self._tries[key] = self._tries.get(key, 0) + 1
         usage = self._usage[name]
         if not self.within_declared(name, request, now):
             self.beyond_budget += 1

@@ -8,7 +8,8 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from aiselector.v1 import common_pb2, model_store_pb2
-from services.common import errors
+from services.common import errors, outcomes
+from services.common.names import LATENCY_BOUNDS_MS
 from services.data.attempts import AttemptRecord, Bucket, ModelWindow
 from services.data.catalog import (
     ACCOUNT_LIMIT_FIELDS,
@@ -22,7 +23,7 @@ from services.data.catalog import (
 from services.data.client_keys import KeyLimits, Usage
 from services.data.history import HistoryFilter, PromptCounts, PromptEntry
 from services.data.models import Availability, Listing
-from services.data.schema import LATENCY_BOUNDS_MS, AiModel, ClientKey, PromptHistory
+from services.data.schema import AiModel, ClientKey, PromptHistory
 
 MAX_BATCH = 1000
 MAX_ERROR_CHARS = 2000
@@ -41,16 +42,8 @@ _ACCOUNT_LIMITS = {name: name.removeprefix("account_") for name in ACCOUNT_LIMIT
 _NOT_ACCOUNT_LIMITS = ("context_tokens", "max_output_tokens", "timeout_ms")
 
 
-def outcome_name(outcome: int) -> str:
-    """`OUTCOME_RATE_LIMITED` → `rate_limited`."""
-    return common_pb2.Outcome.Name(outcome).removeprefix("OUTCOME_").lower()  # type: ignore[arg-type]
-
-
-def outcome_value(name: str) -> int:
-    """`rate_limited` → `OUTCOME_RATE_LIMITED`; the empty name is UNSPECIFIED."""
-    if not name:
-        return common_pb2.OUTCOME_UNSPECIFIED
-    return common_pb2.Outcome.Value("OUTCOME_" + name.upper())
+outcome_name = outcomes.name
+outcome_value = outcomes.value
 
 
 def _time(moment: datetime | None) -> timestamp_pb2.Timestamp | None:

@@ -26,6 +26,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common import outcomes
+from services.common.names import LATENCY_BOUNDS_MS
+
 # Stable constraint names so that Alembic migrations can refer to them.
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -35,31 +38,16 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# Upper bounds (ms) of the success-latency histogram; one overflow bucket follows.
-LATENCY_BOUNDS_MS: tuple[int, ...] = (100, 250, 500, 1000, 2000, 4000, 8000, 15000, 30000, 60000)
 # Column names of the histogram, one per bucket (the last is the overflow).
 LATENCY_COLUMNS: tuple[str, ...] = (
     *(f"latency_le_{bound}_ms" for bound in LATENCY_BOUNDS_MS),
     f"latency_over_{LATENCY_BOUNDS_MS[-1]}_ms",
 )
 # Outcome classes as stored in `model_attempts.outcome`; each has a count column in the buckets.
-OUTCOMES: tuple[str, ...] = (
-    "success",
-    "rate_limited",
-    "quota_exhausted",
-    "transient",
-    "timeout",
-    "permanent",
-    "bad_request",
-    "bad_answer",
-    "abandoned",
-    "wrong_format",
-)
+OUTCOMES: tuple[str, ...] = outcomes.STORED_NAMES
 # Outcomes that do not count as a model failure (the provider's limit, this prompt's fault, or a
 # cause on our side).
-NOT_FAILURES: frozenset[str] = frozenset(
-    {"success", "rate_limited", "quota_exhausted", "bad_request", "abandoned", "wrong_format"}
-)
+NOT_FAILURES: frozenset[str] = outcomes.NOT_FAILURE_NAMES
 
 
 def outcome_column(outcome: str) -> str:

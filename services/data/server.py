@@ -13,13 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from aiselector.v1 import model_store_pb2, model_store_pb2_grpc
 from services.common import errors
 from services.common.logging import bound_request_id
+from services.common.names import MODEL_STORE_SERVICE
 from services.data import attempts, client_keys, convert, history, metrics, models, paging
 from services.data.catalog import Catalog, CatalogError
 from services.data.db import transaction
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = model_store_pb2.DESCRIPTOR.services_by_name["ModelStore"].full_name
+SERVICE_NAME = MODEL_STORE_SERVICE
 MODELS_PAGE = 100
 HISTORY_PAGE = 50
 

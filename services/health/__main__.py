@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import logging
 
-from aiselector.v1 import model_store_pb2, model_store_pb2_grpc, selector_pb2, selector_pb2_grpc
+from aiselector.v1 import model_store_pb2_grpc, selector_pb2_grpc
 from services.common import secrets
 from services.common.channels import open_channel
 from services.common.logging import configure
 from services.common.metrics import serve_metrics
+from services.common.names import MODEL_STORE_SERVICE, SELECTOR_SERVICE
 from services.common.server import wait_for_signal
 from services.health.jobs import utc_now
 from services.health.metrics import HealthMetrics
@@ -20,9 +21,6 @@ from services.health.settings import HealthSettings
 from services.health.shutdown import RunningJobs, stop_gracefully
 
 log = logging.getLogger("services.health")
-
-SELECTOR_SERVICE = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
-MODEL_STORE_SERVICE = model_store_pb2.DESCRIPTOR.services_by_name["ModelStore"].full_name
 
 
 async def main() -> None:

@@ -6,10 +6,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiselector.v1 import common_pb2, selector_pb2
-from services.common import errors
+from services.common import errors, outcomes
 
-# Outcomes that say the request, not the model, ended the answer (a filter, the wrong format).
-_PROMPT_OUTCOMES = (common_pb2.OUTCOME_BAD_REQUEST, common_pb2.OUTCOME_WRONG_FORMAT)
 # A cut-off answer may be asked again at once: another model will likely take it.
 RETRY_CUT_OFF_SECONDS = 1.0
 
@@ -76,7 +74,7 @@ def cut_off(
     message = (
         f"the answer from {attempt.model} was cut off after {len(sent)} characters: {attempt.error}"
     )
-    if attempt.outcome in _PROMPT_OUTCOMES:
+    if attempt.outcome in outcomes.PROMPT_OUTCOMES:
         return errors.InvalidArgument(
             [("prompt", message)], reason=common_pb2.ERROR_REASON_PROMPT_REJECTED
         )

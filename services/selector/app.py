@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import grpc
 
-from aiselector.v1 import model_store_pb2_grpc, selector_pb2, selector_pb2_grpc
+from aiselector.v1 import model_store_pb2_grpc, selector_pb2_grpc
 from services.common.channels import open_channel
+from services.common.names import SELECTOR_SERVICE
 from services.common.server import GrpcServer, Registration, start_grpc_server
 from services.selector import snapshot
 from services.selector.bookkeeping import Recorder
@@ -30,7 +31,7 @@ from services.selector.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
+SERVICE_NAME = SELECTOR_SERVICE
 
 
 @dataclass
@@ -44,6 +45,7 @@ class RunningSelector:
     channel: grpc.aio.Channel
     providers: ProviderClient
     refresher: asyncio.Task[None]
+    trials: asyncio.Task[None]
 
     @property
     def port(self) -> int:
@@ -61,9 +63,10 @@ class RunningSelector:
     async def stop(self, grace: float = 0.0) -> None:
         """Stops serving, then delivers buffered records and closes clients."""
         await self.grpc.stop(grace)
-        self.refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.refresher
+        for task in (self.refresher, self.trials):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.recorder.stop()
         await self.providers.close()
         await self.channel.close()
@@ -224,4 +227,7 @@ async def start_selector(
         ),
         name="snapshot-refresh",
     )
-    return RunningSelector(server, engine, servicer, recorder, channel, providers, refresher)
+    trials = asyncio.create_task(engine.recovery_trials(), name="recovery-trials")
+    return RunningSelector(
+        server, engine, servicer, recorder, channel, providers, refresher, trials
+    )

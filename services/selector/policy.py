@@ -30,7 +30,7 @@ NO_DATA_SCORE = 0.5 * (1.0 - SPEED_WEIGHT + SPEED_WEIGHT * UNKNOWN_SPEED)
 
 #: A model may use its daily budget this far ahead of an even spread over its day before its
 #: ranking key drops by PACE_PENALTY: 1 puts it behind every model on pace (it stays in the plan).
-PACE_SLACK = 0.5
+PACE_SLACK = 0.7
 PACE_PENALTY = 1.0
 DAY = 86400.0
 #: A model with a request unanswered for this many times its usual latency (and at least

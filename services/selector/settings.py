@@ -19,7 +19,7 @@ class SelectorSettings(ServiceSettings):
     request_deadline_seconds: float = Field(default=60.0, gt=0, le=600)
     # Bearer token for admin RPCs (TestProviders); unset disables them.
     admin_api_token: SecretStr | None = None
-    # Prompt used by TestProviders probes.
+    # Prompt of probes: TestProviders, and the background trial of each half-open circuit.
     synthetic_test_prompt: str = "Hello! Please respond with 'OK'"
     # Output tokens asked for by a probe.
     probe_max_output_tokens: int = 16
@@ -44,19 +44,21 @@ class SelectorSettings(ServiceSettings):
     stats_window_hours: int = 168
     # Consecutive failures that open a model's circuit.
     circuit_failure_threshold: int = 3
-    # Seconds a circuit stays open before admitting a single trial request; each failed trial
-    # doubles it.
+    # Seconds a circuit stays open before a background probe makes its single trial; each failed
+    # trial doubles it.
     circuit_open_seconds: float = 10.0
-    # Longest a circuit stays open, in seconds: a provider that is back is tried within this time.
-    circuit_max_open_seconds: float = 30.0
+    # Longest a circuit stays open, in seconds: a provider that is back is probed, and so in use
+    # again, within this time (plus the probe's answer and one second of the probe loop).
+    circuit_max_open_seconds: float = 20.0
     # Cooldown after a 429 that gave no wait, in seconds.
     default_rate_limit_seconds: float = 60.0
     # Cooldown after a permanent error (401/402/403/404/410), in seconds.
     permanent_cooldown_seconds: float = 86_400.0
     # Length of the "per minute" budget window, in seconds (tests scale it down).
     budget_minute_seconds: float = 60.0
-    # Longest provider Retry-After worth waiting for when no other model is eligible, in seconds.
-    max_retry_wait_seconds: float = 5.0
+    # Longest provider Retry-After (or budget window) worth waiting for when no other model is
+    # eligible, in seconds; taken only when the deadline has room for it and an attempt after it.
+    max_retry_wait_seconds: float = 30.0
     # A streamed answer's first token (answer or reasoning) must come this soon after the
     # connection is ours (at most the model's own timeout), in seconds; else the next model.
     stream_first_token_timeout_seconds: float = Field(default=15.0, gt=0)

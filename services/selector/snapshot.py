@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 from google.protobuf import timestamp_pb2
 
 from aiselector.v1 import common_pb2, model_store_pb2, model_store_pb2_grpc
+from services.selector.conduct import Seat
 from services.selector.policy import ModelSpec
 from services.selector.providers import (
     MissingCredentials,
@@ -47,6 +49,14 @@ class Catalog:
     entries: dict[int, Entry]
     by_name: dict[str, int]
     known_tags: frozenset[str]
+
+    @cached_property
+    def seats(self) -> dict[int, Seat]:
+        """Every model as conduct sees it."""
+        return {
+            model_id: Seat(e.spec, e.credentials_error, e.model.api_key_env)
+            for model_id, e in self.entries.items()
+        }
 
     @classmethod
     def build(cls, models: list[common_pb2.Model], environ: Mapping[str, str]) -> Catalog:

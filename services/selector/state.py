@@ -7,6 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 from aiselector.v1 import common_pb2, selector_pb2
+from services.common import outcomes
 from services.selector.providers.errors import Scope
 from services.selector.providers.waits import local_day
 
@@ -19,10 +20,6 @@ CIRCUIT_OPEN = selector_pb2.MODEL_STATE_CIRCUIT_OPEN
 CIRCUIT_HALF_OPEN = selector_pb2.MODEL_STATE_CIRCUIT_HALF_OPEN
 OUT_OF_BUDGET = selector_pb2.MODEL_STATE_OUT_OF_BUDGET
 
-_FAILURES = frozenset(
-    {common_pb2.OUTCOME_TRANSIENT, common_pb2.OUTCOME_TIMEOUT, common_pb2.OUTCOME_BAD_ANSWER}
-)
-_RATE_OUTCOMES = frozenset({common_pb2.OUTCOME_RATE_LIMITED, common_pb2.OUTCOME_QUOTA_EXHAUSTED})
 _PERMANENT_REASONS = {
     401: "API key rejected by provider (HTTP 401) — check the key",
     402: "free credit spent at provider (HTTP 402)",
@@ -146,13 +143,21 @@ class _Counter:
         return self.tokens_today + sum(self.reserved)
 
     def block(
-        self, quota: Quota, now: float, est_tokens: int, minute_seconds: float, rpm_note: str = ""
+        self,
+        quota: Quota,
+        now: float,
+        est_tokens: int,
+        minute_seconds: float,
+        rpm_note: str = "",
+        shown_rpm: int = 0,
     ) -> tuple[str, float | None] | None:
-        """(reason, until) when a request of `est_tokens` would break `quota` now, else None."""
+        """(reason, until) when a request of `est_tokens` would break `quota` now, else None
+        (`shown_rpm`: the per-minute limit to name, when not the quota's own)."""
         rpm = quota.requests_per_minute
         if rpm > 0 and len(self.minute) >= rpm:
             until = self.minute[len(self.minute) - rpm] + minute_seconds
-            return f"requests-per-minute budget spent ({rpm}/min{rpm_note})", until
+            shown = shown_rpm or rpm
+            return f"requests-per-minute budget spent ({shown}/min{rpm_note})", until
         rpd = quota.requests_per_day
         if rpd > 0 and self.requests_today >= rpd:
             return f"requests-per-day budget spent ({rpd}/day)", self.day_end
@@ -258,8 +263,13 @@ class _Model:
     account: str = ""
     in_flight: deque[float] = field(default_factory=deque)
     rate_limit_streak: int = 0
+    last_success: float | None = None
     learned_rpm: int = 0
     learned_until: float = 0.0
+    # Admission times of the last minute's requests the provider answered with a 429.
+    limited: deque[float] = field(default_factory=deque)
+    # The per-minute request limit the catalog declares (0 = none), as its limits last said.
+    declared_rpm: int = 0
 
 
 class LiveState:
@@ -301,7 +311,7 @@ class LiveState:
         failure_threshold: int = 3,
         timeout_threshold: int = 1,
         circuit_open_seconds: float = 10.0,
-        circuit_max_open_seconds: float = 30.0,
+        circuit_max_open_seconds: float = 20.0,
         default_rate_limit_seconds: float = 60.0,
         min_rate_limit_seconds: float = 2.0,
         permanent_cooldown_seconds: float = 86400.0,
@@ -338,6 +348,7 @@ class LiveState:
         """The model, with the account and zone `limits` name."""
         model = self._model(model_id)
         model.counter.set_zone(limits.zone, now)
+        model.declared_rpm = limits.requests_per_minute
         if limits.account != model.account:
             self._join(model_id, model, limits.account, now)
         account = self._account_of(model)
@@ -427,11 +438,16 @@ class LiveState:
         est_tokens: int,
     ) -> Availability | None:
         quota: Quota = limits
-        note = ""
+        note, shown = "", 0
         if limits.requests_per_minute <= 0 and model.learned_rpm and now < model.learned_until:
-            quota = replace(limits, requests_per_minute=model.learned_rpm)
-            note = ", as learned from the provider's 429"
-        block = model.counter.block(quota, now, est_tokens, self.minute_seconds, note)
+            # The provider counts the requests it accepted: those it refused in the window do not
+            # use the learned limit.
+            horizon = now - self.minute_seconds
+            while model.limited and model.limited[0] <= horizon:
+                model.limited.popleft()
+            quota = replace(limits, requests_per_minute=model.learned_rpm + len(model.limited))
+            note, shown = ", as learned from the provider's 429", model.learned_rpm
+        block = model.counter.block(quota, now, est_tokens, self.minute_seconds, note, shown)
         if block is not None:
             return Availability(OUT_OF_BUDGET, *block)
         if account is not None:
@@ -447,14 +463,17 @@ class LiveState:
                 )
         return None
 
-    def acquire(self, model_id: int, limits: Limits, now: float, est_tokens: int = 0) -> bool:
+    def acquire(
+        self, model_id: int, limits: Limits, now: float, est_tokens: int = 0, *, trial: bool = True
+    ) -> bool:
         """Admits one request if the model is usable now, counting it in the budget windows of
         the model and its account.
 
-        In half-open state it also takes the single trial slot. False means: do not send.
+        In half-open state it also takes the single trial slot, unless `trial` is False (the
+        request may not be a trial: a background probe makes them). False means: do not send.
         """
         availability = self.availability(model_id, limits, now, est_tokens)
-        if not availability.admits:
+        if not availability.admits or (availability.state == CIRCUIT_HALF_OPEN and not trial):
             return False
         model = self._model(model_id)
         if availability.state == CIRCUIT_HALF_OPEN:
@@ -516,6 +535,7 @@ class LiveState:
         fresh = model.blame_after is None or started >= model.blame_after
         if outcome == common_pb2.OUTCOME_SUCCESS:
             model.rate_limit_streak = 0
+            model.last_success = now
             if fresh:
                 self._close(model_id, model, now)
             if not self._rate_cooldown_running(model, now):
@@ -526,10 +546,31 @@ class LiveState:
                     cooldown_outcome=common_pb2.OUTCOME_UNSPECIFIED,
                 )
         elif outcome == common_pb2.OUTCOME_RATE_LIMITED:
-            seconds = retry_after if retry_after is not None else self._backoff(model)
-            if retry_after is None and len(model.counter.minute) > 1:
-                model.learned_rpm = len(model.counter.minute) - 1
+            horizon = now - self.minute_seconds
+            while model.limited and model.limited[0] <= horizon:
+                model.limited.popleft()
+            model.limited.append(started)
+            accepted = len(model.counter.minute) - len(model.limited)
+            if retry_after is None and accepted > 0:
+                model.learned_rpm = accepted
                 model.learned_until = now + self.learned_limit_seconds
+            if retry_after is not None:
+                seconds = retry_after
+            elif (
+                model.declared_rpm
+                and model.last_success is not None
+                and now - model.last_success < self.minute_seconds
+            ):
+                # The declared per-minute budget paces the model already, and it answered within
+                # the minute: the provider is busy, not closed, so a 429 costs no pause. One
+                # that answered nothing for a minute backs off, so a model that refuses
+                # everything is not sent its whole budget.
+                seconds = 0.0
+            elif not model.declared_rpm and model.learned_rpm and now < model.learned_until:
+                # The limit just learned says when the provider takes the next request.
+                seconds = 0.0
+            else:
+                seconds = self._backoff(model)
             status = f"HTTP {http_status}" if http_status else "rate limited"
             reason = f"rate limited by provider ({status}), retry after {_format_seconds(seconds)}"
             self._cool(model_id, outcome, now + max(0.0, seconds), reason, scope, replace=True)
@@ -547,7 +588,7 @@ class LiveState:
                 reason = f"{reason}: {message[:_MAX_MESSAGE]}"
             until = now + self.permanent_cooldown_seconds
             self._cool(model_id, outcome, until, reason, scope)
-        elif outcome in _FAILURES and fresh:
+        elif outcome in outcomes.CIRCUIT_OUTCOMES and fresh:
             self._fail(model_id, model, now, started, outcome == common_pb2.OUTCOME_TIMEOUT)
 
     def _cool(
@@ -583,15 +624,16 @@ class LiveState:
         nothing about the wait, and sending now would break the provider's Retry-After.
         """
         return (
-            model.cooldown_outcome in _RATE_OUTCOMES
+            model.cooldown_outcome in outcomes.RATE_OUTCOMES
             and model.cooldown_until is not None
             and now < model.cooldown_until
         )
 
     def _backoff(self, model: _Model) -> float:
         """Cooldown for a 429 that gave no delay: doubling from the minimum up to the default."""
-        seconds = self.min_rate_limit_seconds * 2 ** min(model.rate_limit_streak, 30)
+        streak = model.rate_limit_streak
         model.rate_limit_streak += 1
+        seconds = self.min_rate_limit_seconds * 2 ** min(streak, 30)
         return min(seconds, self.default_rate_limit_seconds)
 
     def _close(self, model_id: int, model: _Model, now: float) -> None:
@@ -690,6 +732,20 @@ class LiveState:
         model.circuit_opened_at = circuit_opened_at
         model.failed_trials = 0
         model.blame_after = None
+
+    def cooldown_outcome(self, model_id: int) -> int:
+        """The outcome class of the model's running (or last) cooldown; UNSPECIFIED: none."""
+        return self._model(model_id).cooldown_outcome
+
+    def rate_blocked(self, model_id: int, state: int) -> bool:
+        """Whether a model in `state` (its availability's) is held back by a provider's limit or
+        its own budget, which passes by waiting, rather than by its failures."""
+        if state == OUT_OF_BUDGET:
+            return True
+        return (
+            state == COOLING_DOWN
+            and self._model(model_id).cooldown_outcome in outcomes.RATE_OUTCOMES
+        )
 
     def snapshot(self, model_id: int) -> dict:
         """The persisted fields, with the same keys as `restore`."""

@@ -5,25 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aiselector.v1 import common_pb2
+from services.common import outcomes
+from services.common.names import LATENCY_BOUNDS_MS
 
-LATENCY_BOUNDS_MS: tuple[int, ...] = (100, 250, 500, 1000, 2000, 4000, 8000, 15000, 30000, 60000)
 HOUR = 3600.0
 #: Weight of the newest attempt in the recent-latency moving average.
 RECENT_ALPHA = 0.3
 #: The recent latency's say in ranking halves with every this many seconds without an attempt.
 RECENT_HALF_LIFE_S = 600.0
 
-SUCCESS = common_pb2.OUTCOME_SUCCESS
-RATE_LIMITED = common_pb2.OUTCOME_RATE_LIMITED
-FAILURE_OUTCOMES = frozenset(
-    {
-        common_pb2.OUTCOME_TRANSIENT,
-        common_pb2.OUTCOME_TIMEOUT,
-        common_pb2.OUTCOME_PERMANENT,
-        common_pb2.OUTCOME_BAD_ANSWER,
-    }
-)
+SUCCESS = outcomes.SUCCESS
+RATE_LIMITED = outcomes.RATE_LIMITED
+FAILURE_OUTCOMES = outcomes.FAILURE_OUTCOMES
 
 
 def hour_start(at: float) -> float:

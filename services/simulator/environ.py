@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from services.data.catalog_file import ProviderEntry, load_catalog, provider_entries
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "catalog.yaml"
 # Value given to every credential variable: the simulator accepts any key.
 SIMULATED = "simulated"
-_PLACEHOLDER = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 
 
 def base_url(simulator_url: str, provider: str, *, gemini: bool) -> str:
@@ -22,30 +19,13 @@ def base_url(simulator_url: str, provider: str, *, gemini: bool) -> str:
     return f"{simulator_url}/{provider}/{'v1beta' if gemini else 'v1'}"
 
 
-@dataclass(frozen=True)
-class Provider:
-    """What is needed of a catalog provider to point it at the simulator."""
-
-    name: str
-    api_format: str
-    api_key_env: str
-    base_url_env: str
-    endpoint_variables: tuple[str, ...] = ()
+#: A catalog provider, as far as pointing it at the simulator needs (the file's one model).
+Provider = ProviderEntry
 
 
 def read_providers(catalog_path: Path = CATALOG) -> tuple[Provider, ...]:
-    """The providers of the catalog file."""
-    catalog = yaml.safe_load(catalog_path.read_text(encoding="utf-8")) or {}
-    return tuple(
-        Provider(
-            name=entry["name"],
-            api_format=entry.get("api_format", "openai"),
-            api_key_env=entry.get("api_key_env") or "",
-            base_url_env=entry.get("base_url_env") or "",
-            endpoint_variables=tuple(_PLACEHOLDER.findall(entry.get("api_endpoint", ""))),
-        )
-        for entry in catalog.get("providers", [])
-    )
+    """The providers of the catalog file (validated as ModelStore validates it)."""
+    return provider_entries(load_catalog(catalog_path))
 
 
 def catalog_path() -> Path:
@@ -56,15 +36,13 @@ def catalog_path() -> Path:
 
 def catalog_models(path: Path | None = None) -> dict[str, list[dict[str, Any]]]:
     """The models of the catalog per provider, as scenario model declarations (all free)."""
-    catalog = yaml.safe_load((path or catalog_path()).read_text(encoding="utf-8")) or {}
     declared: dict[str, list[dict[str, Any]]] = {}
-    for model in catalog.get("models", []):
-        limits = model.get("limits") or {}
-        declared.setdefault(model["provider"], []).append(
+    for spec in load_catalog(path or catalog_path()).models:
+        declared.setdefault(spec.provider, []).append(
             {
-                "id": str(model["provider_model_id"]),
-                "context": limits.get("context"),
-                "max_output": limits.get("max_output"),
+                "id": spec.provider_model_id,
+                "context": spec.context_tokens or None,
+                "max_output": spec.max_output_tokens or None,
             }
         )
     return declared

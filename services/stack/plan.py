@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiselector.v1 import model_store_pb2, selector_pb2
+from services.common.names import MODEL_STORE_SERVICE, SELECTOR_SERVICE
 from services.selector.client_keys import is_loopback
 from services.simulator.environ import demo_overrides, read_providers
 from services.stack import environment
@@ -20,8 +20,6 @@ from services.stack.settings import StackSettings
 from services.stack.supervisor import ServiceSpec
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-SELECTOR_SERVICE = selector_pb2.DESCRIPTOR.services_by_name["Selector"].full_name
-MODEL_STORE_SERVICE = model_store_pb2.DESCRIPTOR.services_by_name["ModelStore"].full_name
 DEMO_SCENARIO = Path("services/simulator/scenarios/demo.yaml")
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.routing.drive import answerable_now as _answerable
+from bench.routing.drive import latency_over_all
 from bench.routing.scenarios import START
-from bench.routing.sim import _answerable, latency_over_all
 from bench.routing.world import Outage, Request, SimModel, World
 from services.selector.state import Limits
 
@@ -22,15 +23,18 @@ SCENARIOS = {
     "slow_provider",
     "flapping",
     "stale_404",
+    "two_keys",
+    "mixed_prompts",
+    "failover",
 }
 
 
-@pytest.mark.parametrize("engine", ["current", "proposed"])
-def test_quick_run_prints_the_table_and_writes_json(tmp_path: Path, engine: str) -> None:
+@pytest.mark.parametrize("variant", ["as_coded", "no_fallback_share"])
+def test_quick_run_prints_the_table_and_writes_json(tmp_path: Path, variant: str) -> None:
     out = tmp_path / "routing.json"
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.routing", "--quick", "--engine", engine, "--out", str(out)],
+        [sys.executable, "-m", "bench.routing", "--quick", "--variant", variant, "--out", str(out)],
         cwd=root,
         capture_output=True,
         text=True,
@@ -44,7 +48,7 @@ def test_quick_run_prints_the_table_and_writes_json(tmp_path: Path, engine: str)
         assert name in done.stdout
     document = json.loads(out.read_text())
     assert document["quick"] is True
-    assert document["engine"]["name"] == engine
+    assert document["selector"]["fallback_share"] is (variant == "as_coded")
     assert set(document["scenarios"]) == SCENARIOS
     for scenario in document["scenarios"].values():
         assert set(scenario["policies"]) == POLICIES

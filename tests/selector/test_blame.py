@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from aiselector.v1 import common_pb2, selector_pb2
-from tests.selector.test_conduct import MODELS, _details, _model_stats
+from tests.selector.test_conduct_on_the_stack import MODELS, _details, _model_stats
 
 JSON = {"type": "json_object"}
 

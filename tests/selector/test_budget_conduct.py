@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from aiselector.v1 import common_pb2, model_store_pb2, selector_pb2
-from tests.selector.test_conduct import _details, _model_stats
+from tests.selector.test_conduct_on_the_stack import _details, _model_stats
 
 # alpha serves two models on one key; the account allows 3 requests a minute over both.
 TWO_ALPHAS = {"alpha/m2": {}}

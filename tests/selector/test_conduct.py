@@ -1,407 +1,425 @@
-"""Conduct under provider failures, asserted from the simulator's request log (real stack)."""
+"""Conduct (services/selector/conduct.py) on an injected clock: every rule, no sleeping.
+
+A small scripted world answers each attempt; the test clock moves by what each attempt and wait
+takes. The same module runs in the Selector (tests/selector/test_conduct_on_the_stack.py checks
+it there, loosely) and in the routing benchmark.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import logging
-import time
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
-from aiselector.v1 import common_pb2, model_store_pb2, selector_pb2
-from tests.stacks import ADMIN_TOKEN, provider_key
-
-MODELS = ("alpha/m1", "beta/m1", "gamma/m1")
-
-
-def _details(error: grpc.aio.AioRpcError) -> tuple[str, float | None, list[tuple[str, str]]]:
-    """(ErrorInfo.reason, RetryInfo seconds, BadRequest violations) of a failed call."""
-    reason, retry, violations = "", None, []
-    for detail in rpc_status.from_call(error).details:
-        info, delay, bad = (
-            error_details_pb2.ErrorInfo(),
-            error_details_pb2.RetryInfo(),
-            error_details_pb2.BadRequest(),
-        )
-        if detail.Unpack(info):
-            reason = info.reason
-        elif detail.Unpack(delay):
-            retry = delay.retry_delay.seconds + delay.retry_delay.nanos / 1e9
-        elif detail.Unpack(bad):
-            violations = [(v.field, v.description) for v in bad.field_violations]
-    return reason, retry, violations
-
-
-async def _model_stats(stack, name: str) -> selector_pb2.ModelStats:
-    stats = await stack.stub().GetModelStats(selector_pb2.GetModelStatsRequest(), timeout=5)
-    return next(m for m in stats.models if m.name == name)
-
-
-async def test_answers_with_a_model_and_reports_how(make_stack):
-    stack = await make_stack()
-    reply = await stack.ask("What is 2+2?", user_id="u1")
-    assert reply.success
-    assert reply.response.startswith("[simulated]")
-    assert reply.selected_model in {"alpha/m1", "beta/m1", "gamma/m1"}
-    assert reply.attempts == 1
-    assert not reply.fallback_used
-    assert reply.attempt_details[0].outcome == common_pb2.OUTCOME_SUCCESS
-
-
-async def test_429_with_retry_after_is_respected_and_answered_elsewhere(make_stack):
-    stack = await make_stack({"alpha/m1": {"behaviour": "rate_limited", "retry_after": 2}})
-    first = await stack.ask(model_name="alpha/m1")
-    assert first.selected_model != "alpha/m1"
-    assert first.fallback_used
-    assert first.attempt_details[0].outcome == common_pb2.OUTCOME_RATE_LIMITED
-    started = time.time()
-    while time.time() - started < 1.5:
-        reply = await stack.ask(model_name="alpha/m1")
-        assert reply.selected_model != "alpha/m1"
-        assert "rate limited" in reply.pin_note
-    assert len(stack.requests_to("alpha")) == 1
-
-
-async def test_persistent_429_without_retry_after_is_not_hammered(make_stack):
-    stack = await make_stack({"alpha/m1": {"behaviour": 429}})
-    for _ in range(30):
-        reply = await stack.ask(model_name="alpha/m1")
-        assert reply.selected_model != "alpha/m1"
-    assert len(stack.requests_to("alpha")) == 1
-
-
-async def test_persistent_503_opens_the_circuit_and_fallback_answers(make_stack):
-    stack = await make_stack({"alpha/m1": {"behaviour": 503}}, circuit_failure_threshold=3)
-    for _ in range(20):
-        reply = await stack.ask(model_name="alpha/m1")
-        assert reply.selected_model in {"beta/m1", "gamma/m1"}
-        assert reply.fallback_used or "circuit open" in reply.pin_note
-    assert len(stack.requests_to("alpha")) == 3
-    alpha = await _model_stats(stack, "alpha/m1")
-    assert alpha.state == selector_pb2.MODEL_STATE_CIRCUIT_OPEN
-    assert alpha.failed_requests == 3
-
-
-async def test_connection_reset_before_headers_is_answered(make_stack):
-    stack = await make_stack({"alpha/m1": {"behaviour": "reset"}})
-    reply = await stack.ask(model_name="alpha/m1")
-    assert reply.selected_model != "alpha/m1"
-    assert reply.attempt_details[0].outcome == common_pb2.OUTCOME_TRANSIENT
-
-
-async def test_silent_provider_costs_one_attempt_timeout(make_stack):
-    stack = await make_stack(
-        {"alpha/m1": {"behaviour": "silence"}, "beta/m1": {"latency": 0.1}},
-        models={"alpha/m1": {"limits": {"timeout_ms": 1000}}},
-    )
-    started = time.monotonic()
-    reply = await stack.ask(model_name="alpha/m1", timeout=10)
-    elapsed = time.monotonic() - started
-    assert reply.selected_model != "alpha/m1"
-    assert reply.attempt_details[0].outcome == common_pb2.OUTCOME_TIMEOUT
-    assert len(stack.requests_to("alpha")) == 1
-    assert 1.0 <= elapsed < 1.0 + 0.1 + 1.0
-
-
-async def test_silent_providers_never_overrun_the_client_deadline(make_stack):
-    stack = await make_stack(
-        {p: {"behaviour": "silence"} for p in ("alpha/m1", "beta/m1", "gamma/m1")}
-    )
-    started = time.monotonic()
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stack.ask(timeout=2.5)
-    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert time.monotonic() - started < 2.8
-    assert all(len(stack.requests_to(p)) <= 1 for p in ("alpha", "beta", "gamma"))
-
-
-async def test_context_length_error_is_not_retried_and_not_punished(make_stack):
-    stack = await make_stack({"alpha/m1": {"behaviour": "context_length_exceeded"}})
-    reply = await stack.ask(model_name="alpha/m1")
-    assert reply.selected_model != "alpha/m1"
-    assert reply.attempt_details[0].outcome == common_pb2.OUTCOME_BAD_REQUEST
-    assert len(stack.requests_to("alpha")) == 1
-    alpha = await _model_stats(stack, "alpha/m1")
-    assert alpha.state == selector_pb2.MODEL_STATE_READY
-    assert alpha.failed_requests == 0
-
-
-async def test_content_filter_reason_reaches_the_caller_when_nobody_answers(make_stack):
-    stack = await make_stack(
-        {p: {"behaviour": "content_filter"} for p in ("alpha/m1", "beta/m1", "gamma/m1")}
-    )
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stack.ask("something filtered")
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    reason, _, violations = _details(caught.value)
-    assert reason == "ERROR_REASON_PROMPT_REJECTED"
-    assert {field for field, _ in violations} == {"prompt"}
-    assert "content" in caught.value.details().lower()
-    for provider in ("alpha", "beta", "gamma"):
-        assert len(stack.requests_to(provider)) == 1
-
-
-async def test_outage_then_recovery_single_trials_and_traffic_returns(make_stack):
-    stack = await make_stack(
-        {
-            "alpha/m1": {"outage": {"start": 0, "end": 2.0, "behaviour": 503}},
-            "beta/m1": {"latency": 0.05},
-            "gamma/m1": {"latency": 0.05},
-        },
-        circuit_failure_threshold=2,
-        circuit_open_seconds=0.4,
-    )
-    loop_started = time.monotonic()
-    answered = 0
-    while time.monotonic() - loop_started < 4.5:
-        replies = await asyncio.gather(*(stack.ask(model_name="alpha/m1") for _ in range(3)))
-        answered += len(replies)
-        await asyncio.sleep(0.05)
-    log = stack.requests_to("alpha")
-    during = [e for e in log if e["status"] != 200]
-    after = [e for e in log if e["status"] == 200]
-    assert during
-    assert after
-    # Concurrent failures of one burst count once (ADR 0007), so the circuit opens after at most
-    # `threshold` rounds of 3 requests; from then on failed trials come one at a time, spaced by
-    # the open interval.
-    gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(during)]
-    opened = next(i for i, gap in enumerate(gaps) if gap >= 0.35)
-    assert opened < 2 * 3, gaps
-    assert all(gap >= 0.35 for gap in gaps[opened:]), gaps
-    # Traffic returns to the recovered model within a bounded time after the outage ends.
-    recovered_at = min(e["time"] for e in after)
-    assert recovered_at - (during[-1]["time"]) < 3.0
-    assert len(after) >= 5
-
-
-async def test_per_minute_budget_is_paced_and_survives_a_restart(make_stack):
-    stack = await make_stack(
-        {"alpha/m1": {"quota": {"per_minute": 3}}},
-        models={"alpha/m1": {"limits": {"rpm": 3, "rpd": 5}}},
-    )
-    for _ in range(6):
-        await stack.ask(model_name="alpha/m1")
-    alpha_log = stack.requests_to("alpha")
-    assert len(alpha_log) == 3
-    assert all(e["status"] == 200 for e in alpha_log)
-    await asyncio.sleep(0.3)
-    await stack.restart_selector()
-    for _ in range(3):
-        reply = await stack.ask(model_name="alpha/m1")
-        assert reply.selected_model != "alpha/m1"
-    assert len(stack.requests_to("alpha")) == 3
-    alpha = await _model_stats(stack, "alpha/m1")
-    assert alpha.budget.requests_today == 3
-    assert alpha.state == selector_pb2.MODEL_STATE_OUT_OF_BUDGET
-
-
-async def test_long_cooldown_survives_a_restart(make_stack):
-    stack = await make_stack({"alpha/m1": {"behaviour": 404}})
-    reply = await stack.ask(model_name="alpha/m1")
-    assert reply.attempt_details[0].outcome == common_pb2.OUTCOME_PERMANENT
-    await asyncio.sleep(0.3)
-    await stack.restart_selector()
-    alpha = await _model_stats(stack, "alpha/m1")
-    assert alpha.state == selector_pb2.MODEL_STATE_COOLING_DOWN
-    assert "catalog" in alpha.state_reason
-    assert alpha.available_at.seconds > time.time() + 23 * 3600
-    await stack.ask(model_name="alpha/m1")
-    assert len(stack.requests_to("alpha")) == 1
-
-
-async def test_all_rate_limited_is_resource_exhausted_with_retry_delay(make_stack):
-    stack = await make_stack(
-        {
-            p: {"behaviour": "rate_limited", "retry_after": 30}
-            for p in ("alpha/m1", "beta/m1", "gamma/m1")
-        }
-    )
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stack.ask()
-    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    reason, retry, _ = _details(caught.value)
-    assert reason == "ERROR_REASON_ALL_RATE_LIMITED"
-    assert retry is not None
-    assert 25 <= retry <= 30
-    assert dict(caught.value.trailing_metadata())["retry-after"] in {"29", "30"}
-
-
-async def test_short_retry_after_is_waited_for_when_nothing_else_can_answer(make_stack):
-    stack = await make_stack(
-        {"alpha/m1": {"sequence": [429], "retry_after": 1}},
-        keys=("alpha",),
-    )
-    reply = await stack.ask()
-    assert reply.selected_model == "alpha/m1"
-    assert [a.outcome for a in reply.attempt_details] == [
-        common_pb2.OUTCOME_RATE_LIMITED,
-        common_pb2.OUTCOME_SUCCESS,
-    ]
-    log = stack.requests_to("alpha")
-    assert log[1]["time"] - log[0]["time"] >= 1.0
-
-
-async def test_no_key_set_is_unavailable_with_an_actionable_message(make_stack):
-    stack = await make_stack(keys=())
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stack.ask()
-    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
-    reason, retry, _ = _details(caught.value)
-    assert reason == "ERROR_REASON_NO_CREDENTIALS"
-    assert retry is not None
-    assert "ALPHA_API_KEY" in caught.value.details()
-    assert stack.sim.log() == []
-
-
-@pytest.mark.parametrize(
-    ("fields", "field", "limit"),
-    [
-        ({"prompt": ""}, "prompt", "empty"),
-        ({"prompt": "x" * 10001}, "prompt", "10000"),
-        ({"prompt": "hi", "system_prompt": "s" * 5001}, "system_prompt", "5000"),
-        ({"prompt": "hi", "tags": ["telepathy"]}, "tags", "unknown"),
-        (
-            {"prompt": "hi", "response_format": {"type": "xml"}},
-            "response_format.type",
-            "json_object",
-        ),
-    ],
+from aiselector.v1 import common_pb2
+from services.common import errors, outcomes
+from services.selector.conduct import (
+    FALLBACK_MIN_SECONDS,
+    PROBE,
+    Conduct,
+    Conductor,
+    GiveUp,
+    Outcome,
+    Seat,
+    Try,
+    Wait,
 )
-async def test_invalid_input_names_the_field_and_the_limit(make_stack, fields, field, limit):
-    stack = await make_stack()
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stack.stub().ProcessPrompt(selector_pb2.ProcessPromptRequest(**fields), timeout=5)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    _, _, violations = _details(caught.value)
-    assert violations
-    assert violations[0][0] == field
-    assert limit in violations[0][1]
-    assert stack.sim.log() == []
+from services.selector.policy import ModelSpec, Needs
+from services.selector.state import CIRCUIT_OPEN, Limits, LiveState
+from services.selector.stats import StatsBook
+
+T0 = 1_780_000_000.0
+QUICK = 0.5
 
 
-async def test_unknown_model_name_is_not_found(make_stack):
-    stack = await make_stack()
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stack.ask(model_name="nobody/nothing")
-    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-async def test_model_store_down_loses_nothing(make_stack):
-    stack = await make_stack()
-    for _ in range(3):
-        await stack.ask(user_id="before")
-    await asyncio.sleep(0.3)
-    await stack.stop_store()
-    for _ in range(10):
-        reply = await stack.ask(user_id="during")
-        assert reply.success
-    await stack.start_store()
-    store = stack.store_stub()
-    async with asyncio.timeout(15):
-        while True:
-            page = await store.ListPromptHistory(
-                model_store_pb2.ListPromptHistoryRequest(user_id="during", page_size=100),
-                timeout=5,
-            )
-            if len(page.records) == 10:
-                break
-            await asyncio.sleep(0.2)
-    request = model_store_pb2.GetModelStatisticsRequest()
-    request.start_time.FromSeconds(int(time.time()) - 7200)
-    stats = await store.GetModelStatistics(request, timeout=5)
-    attempts = sum(c.count for s in stats.statistics for b in s.buckets for c in b.outcome_counts)
-    assert attempts == 13
+@dataclass(frozen=True)
+class Reply:
+    """What a scripted model does with one attempt: its outcome after `seconds` (inf: never)."""
+
+    outcome: int = outcomes.SUCCESS
+    seconds: float = QUICK
+    retry_after: float | None = None
+    http_status: int = 0
 
 
-async def test_api_key_never_leaks_into_replies_errors_or_logs(make_stack, caplog):
-    caplog.set_level(logging.DEBUG)
-    stack = await make_stack(
-        {
-            "alpha/m1": {"behaviour": "echo_authorization"},
-            "beta/m1": {"behaviour": "echo_authorization"},
-            "gamma/m1": {"behaviour": "echo_authorization"},
-        }
-    )
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stack.ask()
-    text = caught.value.details() + repr(rpc_status.from_call(caught.value))
-    log_text = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
-    for provider in ("alpha", "beta", "gamma"):
-        assert provider_key(provider) not in text
-        assert provider_key(provider) not in log_text
+SILENT = Reply(outcomes.TIMEOUT, float("inf"))
 
 
-async def test_test_providers_needs_the_admin_token_and_feeds_routing(make_stack):
-    stack = await make_stack({"alpha/m1": {"behaviour": 503}}, circuit_failure_threshold=1)
-    stub = stack.stub()
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.TestProviders(selector_pb2.TestProvidersRequest(), timeout=5)
-    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.TestProviders(
-            selector_pb2.TestProvidersRequest(),
-            timeout=5,
-            metadata=(("authorization", "Bearer wrong"),),
+@dataclass
+class World:
+    """Scripted models: a reply (or a function of the clock) per model name; a log of sends."""
+
+    clock: Clock
+    script: dict[str, Reply | Callable[[float], Reply]]
+    sent: list[tuple[float, str, int]] = field(default_factory=list)
+
+    def reply(self, name: str) -> Reply:
+        found = self.script.get(name, Reply())
+        return found(self.clock.now) if callable(found) else found
+
+    def attempt(self, spec: ModelSpec, seconds: float, source: int = 1) -> Outcome:
+        """Sends one attempt of at most `seconds`; the clock moves by what it takes."""
+        started = self.clock.now
+        reply = self.reply(spec.name)
+        kind, took = reply.outcome, reply.seconds
+        if took > seconds:
+            kind = outcomes.TIMEOUT if seconds >= spec.timeout_s else outcomes.ABANDONED
+            took = seconds
+        self.clock.now += took
+        self.sent.append((started, spec.name, kind))
+        return Outcome(
+            spec,
+            kind,
+            started,
+            self.clock.now,
+            http_status=reply.http_status,
+            retry_after=reply.retry_after if kind == reply.outcome else None,
+            message=f"{outcomes.name(kind)} from {spec.name}",
+            source=source,
         )
-    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    auth = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
-    reply = await stub.TestProviders(selector_pb2.TestProvidersRequest(), timeout=10, metadata=auth)
-    assert (reply.total_providers, reply.successful, reply.failed) == (3, 2, 1)
-    assert reply.results[-1].model == "alpha/m1"
-    alpha = await _model_stats(stack, "alpha/m1")
-    assert alpha.state == selector_pb2.MODEL_STATE_CIRCUIT_OPEN
-    # The provider recovers; a passing probe lets the open-circuit model back in.
-    stack.sim.set_scripts({"default": {"latency": 0.01}, "scripts": {}})
-    reply = await stub.TestProviders(
-        selector_pb2.TestProvidersRequest(model_names=["alpha/m1"]), timeout=10, metadata=auth
+
+    def to(self, name: str) -> list[float]:
+        return [at for at, sent, _ in self.sent if sent == name]
+
+
+def spec(model_id: int, timeout: float = 10.0, **limits: int) -> ModelSpec:
+    return ModelSpec(
+        model_id=model_id,
+        name=f"p{model_id}/m",
+        provider=f"p{model_id}",
+        is_active=True,
+        tags=frozenset(),
+        supports_json=True,
+        context_tokens=100_000,
+        max_output_tokens=100,
+        timeout_s=timeout,
+        limits=Limits(**limits),
     )
-    assert reply.successful == 1
-    alpha = await _model_stats(stack, "alpha/m1")
-    assert alpha.state == selector_pb2.MODEL_STATE_READY
-    assert alpha.total_requests == 2
 
 
-async def test_an_attempt_cut_short_by_the_deadline_does_not_blame_the_model(make_stack):
-    stack = await make_stack({"alpha/m1": {"behaviour": "silence"}}, circuit_failure_threshold=1)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stack.ask(model_name="alpha/m1", timeout=1.0)
-    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    alpha = await _model_stats(stack, "alpha/m1")
-    assert alpha.state == selector_pb2.MODEL_STATE_READY
-    assert alpha.failed_requests == 0
-    assert alpha.total_requests == 1
-    assert alpha.budget.requests_today == 1
-
-
-async def test_test_providers_returns_within_the_callers_deadline(make_stack):
-    stack = await make_stack({m: {"behaviour": "silence"} for m in MODELS}, probe_concurrency=1)
-    started = time.monotonic()
-    reply = await stack.stub().TestProviders(
-        selector_pb2.TestProvidersRequest(),
-        timeout=3.5,
-        metadata=(("authorization", f"Bearer {ADMIN_TOKEN}"),),
+def setup(*specs: ModelSpec, **options: object) -> tuple[Clock, Conductor, dict[int, Seat]]:
+    clock = Clock()
+    conductor = Conductor(
+        LiveState(),
+        StatsBook(),
+        clock=clock,
+        rng=random.Random(0),
+        **options,  # type: ignore[arg-type]
     )
-    assert time.monotonic() - started < 3.5
-    statuses = sorted(r.status for r in reply.results)
-    assert selector_pb2.TEST_STATUS_SKIPPED in statuses
-    assert reply.total_providers == 3
+    return clock, conductor, {s.model_id: Seat(s) for s in specs}
 
 
-async def test_a_request_no_configured_model_can_take_is_a_client_error(make_stack):
-    stack = await make_stack(
-        models={p: {"tags": [], "supports_json": False} for p in MODELS[1:]}
-        | {"alpha/m1": {"tags": ["json", "code"], "limits": {"context": 1000}}},
+def ask(
+    conductor: Conductor,
+    seats: dict[int, Seat],
+    world: World,
+    *,
+    deadline: float = 60.0,
+    needs: Needs | None = None,
+) -> tuple[Conduct, Outcome | errors.ServiceError]:
+    """One request through conduct: the answering outcome, or the error it ends with."""
+    conduct = conductor.begin(seats, needs or Needs(), deadline=world.clock.now + deadline)
+    while True:
+        step = conduct.next_step()
+        if isinstance(step, GiveUp):
+            return conduct, step.error
+        if isinstance(step, Wait):
+            world.clock.now += step.seconds
+            continue
+        assert isinstance(step, Try)
+        outcome = world.attempt(step.spec, step.seconds)
+        conduct.record(outcome)
+        if outcome.succeeded:
+            return conduct, outcome
+
+
+def fail_three_times(conductor: Conductor, model: ModelSpec, clock: Clock) -> None:
+    """Three failures in a row, one after the other: the circuit opens."""
+    for _ in range(3):
+        conductor.live.acquire(model.model_id, model.limits, clock.now)
+        conductor.learn(Outcome(model, outcomes.TRANSIENT, clock.now, clock.now + 0.1))
+        clock.now += 0.2
+
+
+def answered_by(answer: Outcome | errors.ServiceError) -> ModelSpec:
+    """The model that answered (fails the test when the request ended with an error)."""
+    assert isinstance(answer, Outcome), answer
+    return answer.spec
+
+
+def prefer(*specs: ModelSpec) -> Needs:
+    return Needs(preferred=tuple(s.model_id for s in specs))
+
+
+def test_a_healthy_model_answers_at_once() -> None:
+    clock, conductor, seats = setup(spec(1), spec(2))
+    world = World(clock, {})
+    conduct, answer = ask(conductor, seats, world)
+    assert isinstance(answer, Outcome)
+    assert len(conduct.outcomes) == 1
+    assert clock.now == T0 + QUICK
+
+
+def test_a_429_with_retry_after_is_respected_and_answered_elsewhere() -> None:
+    one, two = spec(1), spec(2)
+    clock, conductor, seats = setup(one, two)
+    world = World(
+        clock,
+        {
+            one.name: Reply(outcomes.RATE_LIMITED, 0.1, retry_after=2.0),
+            two.name: Reply(seconds=0.1),
+        },
     )
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stack.ask(tags=["code"], response_format={"type": "json_object"}, prompt="x" * 3000)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    _, retry, violations = _details(caught.value)
-    assert retry is None
-    assert violations[0][0] == "prompt"
-    assert "too long for every configured model" in violations[0][1]
-    assert stack.sim.log() == []
+    _, answer = ask(conductor, seats, world, needs=prefer(one))
+    assert answered_by(answer) == two
+    for _ in range(5):
+        clock.now += 0.2
+        _, answer = ask(conductor, seats, world, needs=prefer(one))
+        assert answered_by(answer) == two
+    assert len(world.to(one.name)) == 1
+    clock.now = world.to(one.name)[0] + 0.1 + 2.0
+    world.script.clear()
+    _, answer = ask(conductor, seats, world, needs=prefer(one))
+    assert answered_by(answer) == one
+
+
+def test_a_persistent_429_without_retry_after_is_not_hammered() -> None:
+    one, two = spec(1), spec(2)
+    clock, conductor, seats = setup(one, two)
+    world = World(
+        clock, {one.name: Reply(outcomes.RATE_LIMITED, 0.05), two.name: Reply(seconds=0.05)}
+    )
+    for _ in range(30):
+        ask(conductor, seats, world, needs=prefer(one))
+        clock.now += 0.05
+    # Backoff 2 s, then 4 s: two tries in about 3 s of traffic.
+    assert len(world.to(one.name)) <= 2
+
+
+def test_a_silent_model_costs_one_model_timeout_then_the_next_answers() -> None:
+    one, two = spec(1, timeout=1.0), spec(2)
+    clock, conductor, seats = setup(one, two)
+    world = World(clock, {one.name: SILENT})
+    conduct, answer = ask(conductor, seats, world, needs=prefer(one), deadline=10.0)
+    assert answered_by(answer) == two
+    assert [o.outcome for o in conduct.outcomes] == [outcomes.TIMEOUT, outcomes.SUCCESS]
+    assert clock.now == pytest.approx(T0 + 1.0 + QUICK)
+
+
+def test_silent_models_never_overrun_the_deadline() -> None:
+    specs = [spec(i, timeout=30.0) for i in (1, 2, 3)]
+    clock, conductor, seats = setup(*specs)
+    world = World(clock, {s.name: SILENT for s in specs})
+    _, error = ask(conductor, seats, world, deadline=2.5)
+    assert isinstance(error, errors.DeadlineExceeded)
+    assert clock.now <= T0 + 2.5
+    assert all(len(world.to(s.name)) <= 1 for s in specs)
+
+
+def test_a_silent_first_model_leaves_a_short_deadline_room_for_the_fallback() -> None:
+    primary, fallback = spec(1, timeout=30.0), spec(2, timeout=30.0)
+    clock, conductor, seats = setup(primary, fallback)
+    world = World(clock, {primary.name: SILENT})
+    conduct, answer = ask(conductor, seats, world, needs=prefer(primary), deadline=20.0)
+    assert answered_by(answer) == fallback
+    first = conduct.outcomes[0]
+    # Cut by its share (not its own timeout): abandoned, not blamed. A fallback with no latency
+    # data is assumed to need 4 s: three times that, at most half of what is left, is kept.
+    assert first.outcome == outcomes.ABANDONED
+    assert first.ended - first.started == pytest.approx(20.0 - 10.0)
+    assert clock.now < T0 + 20.0
+    assert conductor.live.availability(1, primary.limits, clock.now).admits
+
+
+def test_a_proven_quick_fallback_needs_less_of_the_deadline() -> None:
+    primary, fallback = spec(1, timeout=30.0), spec(2, timeout=30.0)
+    clock, conductor, seats = setup(primary, fallback)
+    for index in range(20):
+        at = clock.now - 100 + index
+        conductor.learn(Outcome(fallback, outcomes.SUCCESS, at, at + 1.0))
+    step = conductor.begin(seats, prefer(primary), deadline=clock.now + 20.0).next_step()
+    assert isinstance(step, Try)
+    assert step.spec == primary
+    assert step.cut_short
+    assert step.seconds == pytest.approx(20.0 - FALLBACK_MIN_SECONDS)
+
+
+def test_without_the_share_the_silent_first_model_takes_the_whole_deadline() -> None:
+    primary, fallback = spec(1, timeout=30.0), spec(2, timeout=30.0)
+    clock, conductor, seats = setup(primary, fallback, fallback_share=False)
+    world = World(clock, {primary.name: SILENT})
+    _, error = ask(conductor, seats, world, needs=prefer(primary), deadline=20.0)
+    assert isinstance(error, errors.DeadlineExceeded)
+    assert world.to(fallback.name) == []
+
+
+def test_the_last_eligible_model_gets_the_whole_time_left() -> None:
+    only = spec(1, timeout=30.0)
+    _clock, conductor, seats = setup(only)
+    conduct = conductor.begin(seats, Needs(), deadline=T0 + 20.0)
+    step = conduct.next_step()
+    assert isinstance(step, Try)
+    assert step.seconds == pytest.approx(20.0)
+
+
+def test_a_short_retry_after_is_waited_for_when_nothing_else_can_answer() -> None:
+    only = spec(1)
+    clock, conductor, seats = setup(only)
+    replies = iter([Reply(outcomes.RATE_LIMITED, 0.1, retry_after=1.0), Reply()])
+    world = World(clock, {only.name: lambda now: next(replies)})
+    _conduct, answer = ask(conductor, seats, world)
+    assert answered_by(answer) == only
+    first, second = world.to(only.name)
+    assert second - first >= 0.1 + 1.0  # never during the Retry-After
+
+
+def test_a_wait_longer_than_the_deadline_allows_is_resource_exhausted() -> None:
+    specs = [spec(i) for i in (1, 2, 3)]
+    clock, conductor, seats = setup(*specs)
+    world = World(
+        clock, {s.name: Reply(outcomes.RATE_LIMITED, 0.1, retry_after=30.0) for s in specs}
+    )
+    _conduct, error = ask(conductor, seats, world)
+    assert isinstance(error, errors.ResourceExhausted)
+    assert 25 <= error.retry_after_seconds <= 30
+    assert len(world.sent) == 3
+
+
+def test_a_request_waits_at_most_a_third_of_its_deadline_in_all() -> None:
+    # A per-minute budget of 1: the next request may go when the first leaves the minute.
+    only = spec(1, requests_per_minute=1)
+    clock, conductor, seats = setup(only)
+    world = World(clock, {})
+    ask(conductor, seats, world)
+    clock.now = T0 + 45.0
+    conduct, error = ask(conductor, seats, world, deadline=30.0)  # may wait 10 s, needs 15
+    assert isinstance(error, errors.ResourceExhausted)
+    assert 14.0 <= error.retry_after_seconds <= 16.0
+    assert (conduct.waited, clock.now) == (0.0, T0 + 45.0)
+    conduct, answer = ask(conductor, seats, world, deadline=60.0)  # may wait 20 s
+    assert isinstance(answer, Outcome)
+    assert 15.0 <= conduct.waited <= 15.1
+    assert world.sent[-1][0] >= T0 + 60.0  # paced by the budget, never over it
+
+
+def test_an_open_circuit_is_tried_by_a_probe_never_by_a_users_prompt() -> None:
+    sick, healthy = spec(1), spec(2)
+    clock, conductor, seats = setup(sick, healthy)
+    down_until = T0 + 100.0
+    world = World(
+        clock,
+        {
+            sick.name: lambda now: (
+                Reply(outcomes.TRANSIENT, 0.1, http_status=503) if now < down_until else Reply()
+            )
+        },
+    )
+    recovered_at = None
+    while clock.now < T0 + 200.0:
+        for due in conductor.trials_due(seats, 30):
+            conductor.learn(world.attempt(due, due.timeout_s, source=PROBE))
+        _, answer = ask(conductor, seats, world, needs=prefer(sick))
+        assert isinstance(answer, Outcome)
+        if answer.spec == sick and clock.now >= down_until and recovered_at is None:
+            recovered_at = clock.now
+        clock.now += 1.0
+    user_tries_while_open = [
+        at for at, name, kind in world.sent if name == sick.name and kind == outcomes.TRANSIENT
+    ]
+    # Three user failures open the circuit; after that only probes (one at a time) meet it.
+    assert len(user_tries_while_open) <= 3 + 100 / 10
+    assert recovered_at is not None
+    assert recovered_at - down_until <= 30.0
+
+
+def test_a_half_open_circuit_admits_no_user_prompt() -> None:
+    sick = spec(1)
+    clock, conductor, seats = setup(sick)
+    fail_three_times(conductor, sick, clock)
+    clock.now += 60.0
+    assert conductor.availability(sick, clock.now, 0).state == CIRCUIT_OPEN
+    assert "a probe tests it" in conductor.availability(sick, clock.now, 0).reason
+    assert not conductor.live.acquire(1, sick.limits, clock.now, trial=False)
+    assert [s.model_id for s in conductor.trials_due(seats, 30)] == [1]
+    assert conductor.trials_due(seats, 30) == []  # its one trial is in flight
+
+
+def test_users_make_the_trials_when_probes_do_not() -> None:
+    sick = spec(1)
+    clock, conductor, seats = setup(sick, trials_by_probe=False)
+    fail_three_times(conductor, sick, clock)
+    clock.now += 60.0
+    assert conductor.trials_due(seats, 30) == []
+    world = World(clock, {})
+    _, answer = ask(conductor, seats, world)
+    assert answered_by(answer) == sick
+
+
+def test_the_only_model_earns_one_quick_retry_of_a_transient_error() -> None:
+    only = spec(1)
+    clock, conductor, seats = setup(only)
+    replies = iter([Reply(outcomes.TRANSIENT, 0.1, http_status=500), Reply()])
+    world = World(clock, {only.name: lambda now: next(replies)})
+    conduct, answer = ask(conductor, seats, world)
+    assert isinstance(answer, Outcome)
+    assert [o.outcome for o in conduct.outcomes] == [outcomes.TRANSIENT, outcomes.SUCCESS]
+
+
+def test_a_second_transient_error_or_a_timeout_gets_no_retry() -> None:
+    only = spec(1, timeout=1.0)
+    clock, conductor, seats = setup(only)
+    world = World(clock, {only.name: Reply(outcomes.TRANSIENT, 0.1, http_status=500)})
+    conduct, error = ask(conductor, seats, world)
+    assert isinstance(error, errors.Unavailable)
+    assert len(world.sent) == 2
+    world.script[only.name] = SILENT
+    clock.now += 60.0
+    conduct, error = ask(conductor, seats, world, deadline=10.0)
+    assert len(conduct.outcomes) == 1
+
+
+def test_with_a_fallback_a_transient_error_moves_on_without_a_retry() -> None:
+    one, two = spec(1), spec(2)
+    clock, conductor, seats = setup(one, two)
+    world = World(clock, {one.name: Reply(outcomes.TRANSIENT, 0.1, http_status=500)})
+    _conduct, answer = ask(conductor, seats, world, needs=prefer(one))
+    assert answered_by(answer) == two
+    assert len(world.to(one.name)) == 1
+
+
+def test_a_content_filter_400_is_answered_by_another_model() -> None:
+    one, two = spec(1), spec(2)
+    clock, conductor, seats = setup(one, two)
+    world = World(clock, {one.name: Reply(outcomes.BAD_REQUEST, 0.1, http_status=400)})
+    _, answer = ask(conductor, seats, world, needs=prefer(one))
+    assert answered_by(answer) == two
+    assert conductor.live.availability(1, one.limits, clock.now).admits  # no penalty
+
+
+def test_when_every_model_refuses_the_prompt_it_is_prompt_rejected() -> None:
+    specs = [spec(i) for i in (1, 2)]
+    clock, conductor, seats = setup(*specs)
+    world = World(clock, {s.name: Reply(outcomes.BAD_REQUEST, 0.1, http_status=400) for s in specs})
+    _, error = ask(conductor, seats, world)
+    assert isinstance(error, errors.InvalidArgument)
+    assert error.reason == common_pb2.ERROR_REASON_PROMPT_REJECTED
+    assert len(world.sent) == 2
+
+
+def test_no_key_anywhere_is_no_credentials_naming_the_variables() -> None:
+    clock, conductor, _ = setup()
+    seats = {1: Seat(spec(1), "ALPHA_API_KEY is not set", "ALPHA_API_KEY")}
+    _, error = ask(conductor, seats, World(clock, {}))
+    assert isinstance(error, errors.Unavailable)
+    assert error.reason == common_pb2.ERROR_REASON_NO_CREDENTIALS
+    assert "ALPHA_API_KEY" in str(error)

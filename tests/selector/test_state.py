@@ -8,7 +8,13 @@ import pytest
 
 from aiselector.v1 import common_pb2, selector_pb2
 from services.selector.providers import Scope
-from services.selector.state import DAY, Limits, LiveState, Quota, next_utc_midnight
+from services.selector.state import (
+    DAY,
+    Limits,
+    LiveState,
+    Quota,
+    next_utc_midnight,
+)
 
 SUCCESS = common_pb2.OUTCOME_SUCCESS
 RATE_LIMITED = common_pb2.OUTCOME_RATE_LIMITED
@@ -281,8 +287,10 @@ def test_a_429_without_delay_teaches_an_undeclared_per_minute_limit_for_a_while(
     assert "3/min" in learned.reason
     assert "learned" in learned.reason
     assert learned.until == pytest.approx(T0 + 61)
+    # The provider counts what it accepted: the refused request leaves room for one more.
     assert state.acquire(1, NONE, T0 + 61)
-    assert not state.acquire(1, NONE, T0 + 61.5)
+    assert state.acquire(1, NONE, T0 + 61.5)
+    assert not state.acquire(1, NONE, T0 + 61.7)
     for index in range(6):
         assert state.acquire(1, NONE, T0 + 700 + index)
 
@@ -298,12 +306,12 @@ def test_a_probe_counts_in_the_budget_even_when_the_circuit_is_open() -> None:
     assert state.availability(1, limits, T0 + 2).state == READY
 
 
-def test_by_default_a_circuit_opens_for_10_s_and_at_most_30_s() -> None:
+def test_by_default_a_circuit_opens_for_10_s_and_at_most_20_s() -> None:
     state = LiveState()
     fail(state, 1, T0, TIMEOUT)
     assert state.availability(1, NONE, T0 + 9.9).state == OPEN
     assert state.availability(1, NONE, T0 + 10).state == HALF_OPEN
-    for sent, open_seconds in ((T0 + 10, 20.0), (T0 + 30, 30.0), (T0 + 60, 30.0)):
+    for sent, open_seconds in ((T0 + 10, 20.0), (T0 + 30, 20.0), (T0 + 50, 20.0)):
         assert state.acquire(1, NONE, sent)
         state.on_outcome(1, TRANSIENT, sent + 0.5, started=sent)
         assert state.availability(1, NONE, sent + open_seconds - 0.1).state == OPEN
@@ -588,3 +596,41 @@ def test_seeding_a_model_raises_its_account_by_what_the_model_went_up() -> None:
         1, limits=SHARED, requests_last_minute=1, requests_today=30, tokens_today=100, now=T0
     )
     assert state.account_budget(1, T0).requests_today == 45
+
+
+def test_a_declared_per_minute_budget_paces_429s_of_a_model_that_answers() -> None:
+    state = LiveState(min_rate_limit_seconds=2.0, minute_seconds=60.0)
+    paced = Limits(requests_per_minute=1000)
+    assert state.acquire(1, paced, T0)
+    state.on_outcome(1, SUCCESS, T0 + 0.5, started=T0)
+    now = T0 + 1.0
+    while now < T0 + 59.0:
+        assert state.acquire(1, paced, now)
+        state.on_outcome(1, RATE_LIMITED, now + 0.1, started=now)
+        now += 1.0
+        assert state.availability(1, paced, now).state == READY  # no pause: the budget paces
+    # Nothing answered for a minute: the 429s back off now.
+    now = T0 + 61.0
+    assert state.acquire(1, paced, now)
+    state.on_outcome(1, RATE_LIMITED, now + 0.1, started=now)
+    assert state.availability(1, paced, now + 1.0).state == COOLING
+
+
+def test_without_a_success_a_429_without_delay_backs_off_even_with_a_budget() -> None:
+    state = LiveState(min_rate_limit_seconds=2.0)
+    paced = Limits(requests_per_minute=1000)
+    assert state.acquire(1, paced, T0)
+    state.on_outcome(1, RATE_LIMITED, T0 + 0.1, started=T0)
+    assert state.availability(1, paced, T0 + 1.0).state == COOLING
+
+
+def test_after_learning_a_limit_a_429_without_delay_costs_no_pause() -> None:
+    state = LiveState(min_rate_limit_seconds=2.0, minute_seconds=60.0)
+    for index in range(5):
+        assert state.acquire(1, NONE, T0 + index)
+    state.on_outcome(1, RATE_LIMITED, T0 + 5, started=T0 + 4)
+    # Four accepted in the minute: the learned 4/min says when the next may go, no cooldown.
+    blocked = state.availability(1, NONE, T0 + 5.5)
+    assert blocked.state == OUT_OF_BUDGET
+    assert "4/min" in blocked.reason
+    assert blocked.until == pytest.approx(T0 + 60)

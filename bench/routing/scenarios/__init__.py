@@ -24,6 +24,10 @@ class Workload:
     code_share: float = 0.10
     russian_share: float = 0.05
     json_share: float = 0.10
+    #: Models every prompt names (`model_name`): tried first.
+    pinned: tuple[str, ...] = ()
+    #: Every prompt's deadline, in seconds.
+    deadline_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class Scenario:
     models: tuple[SimModel, ...]
     workload: Workload
     seed: int = 1
+    #: (model, seconds from the start): the model is healthy again from then on; the run reports
+    #: how long until it answered a user's prompt again (`recovery_s`, target ≤ 30 s).
+    recovery: tuple[str, float] | None = None
 
     def shortened(self, seconds: float) -> Scenario:
         """The same scenario cut to its first `seconds` (for the quick smoke run)."""
@@ -203,5 +210,74 @@ SCENARIOS: tuple[Scenario, ...] = (
         models=_swap(CATALOG, _with(SAMBANOVA, Outage(0.0, 1e9, "not_found"))),
         workload=Workload(rates=STEADY_RATE),
         seed=17,
+    ),
+    Scenario(
+        name="two_keys",
+        description="groq through two keys (two accounts, 30 requests/min each) in a burst of "
+        "90 prompts/min for 30 min",
+        duration_s=1.5 * HOUR,
+        models=(
+            *(m for m in CATALOG if m is not GROQ),
+            replace(
+                GROQ,
+                name="groq/llama-3.3-70b-versatile#key1",
+                declared=replace(GROQ.declared, account="groq/GROQ_API_KEY#1"),
+            ),
+            replace(
+                GROQ,
+                name="groq/llama-3.3-70b-versatile#key2",
+                declared=replace(GROQ.declared, account="groq/GROQ_API_KEY#2"),
+            ),
+        ),
+        workload=Workload(
+            rates=((0.0, 0.5 * HOUR, 0.5), (0.5 * HOUR, HOUR, 1.5), (HOUR, 1e9, 0.5))
+        ),
+        seed=18,
+    ),
+    Scenario(
+        name="mixed_prompts",
+        description="40% JSON mode and 15% long prompts (70k tokens: only gemini, groq and "
+        "sambanova fit) at 40 prompts/min",
+        duration_s=HOUR,
+        models=CATALOG,
+        workload=Workload(
+            rates=((0.0, 1e9, 40 / MINUTE),),
+            json_share=0.4,
+            big_prompt_share=0.15,
+            big_prompt_tokens=70_000,
+        ),
+        seed=19,
+    ),
+    Scenario(
+        name="failover",
+        description="every prompt names a primary (model_name) with a 20 s deadline: it fails "
+        "(503) for 10 min, is healthy, turns slow (20 s) for 10 min, then silent for 10 min",
+        duration_s=HOUR,
+        models=(
+            _model(
+                "primary/fast",
+                "primary",
+                latency_median_s=0.5,
+                failure_rate=0.0,
+                tags=frozenset({"json", "code", "russian"}),
+                outages=(
+                    Outage(10 * MINUTE, 20 * MINUTE, "error"),
+                    Outage(30 * MINUTE, 40 * MINUTE, "slow", factor=40.0),
+                    Outage(40 * MINUTE, 50 * MINUTE, "timeout"),
+                ),
+            ),
+            _model(
+                "fallback/steady",
+                "fallback",
+                latency_median_s=1.0,
+                failure_rate=0.0,
+                tags=frozenset({"json", "code", "russian"}),
+            ),
+        ),
+        workload=Workload(
+            rates=((0.0, 1e9, 6 / MINUTE),), pinned=("primary/fast",), deadline_s=20.0
+        ),
+        seed=20,
+        recovery=("primary/fast", 20 * MINUTE),
     ),
 )
