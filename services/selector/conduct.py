@@ -104,6 +104,8 @@ class Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     source: int = USER
+    #: The provider key the attempt was sent with (its position in `Limits.keys`).
+    key: int = 0
 
     @property
     def latency_ms(self) -> int:
@@ -120,11 +122,13 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Try:
-    """Call `spec` now, asking for `output_tokens`, for at most `seconds` (its share)."""
+    """Call `spec` now with provider key `key`, asking for `output_tokens`, for at most
+    `seconds` (its share)."""
 
     spec: ModelSpec
     seconds: float
     output_tokens: int
+    key: int = 0
 
     @property
     def cut_short(self) -> bool:
@@ -252,6 +256,7 @@ class Conductor:
             message=outcome.message,
             http_status=outcome.http_status,
             scope=outcome.scope,
+            key=outcome.key,
         )
         self.stats.add(
             spec.model_id, outcome.outcome, outcome.latency_ms, outcome.tokens, outcome.started
@@ -337,15 +342,16 @@ class Conduct:
                 if remaining < MIN_ATTEMPT_SECONDS:
                     return GiveUp(self.deadline_error())
                 output = output_tokens(self.asked_output, spec.max_output_tokens)
-                if not live.acquire(
+                lease = live.acquire(
                     spec.model_id,
                     spec.limits,
                     self._clock(),
                     self.needs.prompt_tokens + output,
                     trial=not self.conductor.trials_by_probe,
-                ):
+                )
+                if lease is None:
                     continue
-                return Try(spec, self._share(spec, remaining), output)
+                return Try(spec, self._share(spec, remaining), output, lease.key)
             step = self._next_round()
             if step is not None:
                 return step
