@@ -41,7 +41,13 @@ from services.selector.policy import (
     prompt_room,
 )
 from services.selector.providers.errors import Scope
-from services.selector.state import CIRCUIT_HALF_OPEN, CIRCUIT_OPEN, Availability, LiveState
+from services.selector.state import (
+    CIRCUIT_HALF_OPEN,
+    CIRCUIT_OPEN,
+    Availability,
+    LiveState,
+    about_key,
+)
 from services.selector.stats import StatsBook
 
 Clock = Callable[[], float]
@@ -441,7 +447,9 @@ class Conduct:
         """Learns from one attempt of this request."""
         self.conductor.learn(outcome)
         self.outcomes.append(outcome)
-        if outcome.outcome not in outcomes.RATE_OUTCOMES and not outcome.succeeded:
+        # What speaks of the key (a rate limit, a quota, a rejected key) leaves the model's other
+        # keys to try: live state gates the key itself.
+        if not outcome.succeeded and not about_key(outcome.outcome, outcome.http_status):
             self.done.add(outcome.spec.model_id)
 
     # ---- the final error ----------------------------------------------------------------------

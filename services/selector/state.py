@@ -352,6 +352,14 @@ class _Model(_Cooling):
 KEY_STATUSES = frozenset({401, 402, 403})
 
 
+def about_key(outcome: int, http_status: int) -> bool:
+    """Whether an outcome speaks of the provider key it was sent with (a rate limit, a quota, a
+    rejected or unpaid key) rather than of the model: the model's other keys may still serve."""
+    return outcome in outcomes.RATE_OUTCOMES or (
+        outcome == outcomes.PERMANENT and http_status in KEY_STATUSES
+    )
+
+
 class LiveState:
     """Per-model circuit, cooldown and budget state, driven by attempt outcomes.
 
@@ -719,7 +727,7 @@ class LiveState:
             if http_status not in _PERMANENT_REASONS and message:
                 reason = f"{reason}: {message[:_MAX_MESSAGE]}"
             until = now + self.permanent_cooldown_seconds
-            if http_status in KEY_STATUSES or scope is Scope.ACCOUNT:
+            if about_key(outcome, http_status) or scope is Scope.ACCOUNT:
                 self._cool(model_id, key, outcome, until, reason, scope)
             else:
                 self._cool_down(model_id, model, outcome, until, reason, replace=False)
