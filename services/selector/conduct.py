@@ -448,9 +448,14 @@ class Conduct:
         self.conductor.learn(outcome)
         self.outcomes.append(outcome)
         # What speaks of the key (a rate limit, a quota, a rejected key) leaves the model's other
-        # keys to try: live state gates the key itself.
-        if not outcome.succeeded and not about_key(outcome.outcome, outcome.http_status):
-            self.done.add(outcome.spec.model_id)
+        # keys to try, next (once per key at most): live state gates the key itself.
+        spec = outcome.spec
+        if outcome.succeeded:
+            return
+        if not about_key(outcome.outcome, outcome.http_status):
+            self.done.add(spec.model_id)
+        elif sum(o.spec.model_id == spec.model_id for o in self.outcomes) < len(spec.limits.keys):
+            self._round.order.insert(self._round.index, spec)
 
     # ---- the final error ----------------------------------------------------------------------
 

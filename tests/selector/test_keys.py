@@ -3,14 +3,19 @@ and what stays the model's (an injected clock: every time is given)."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from aiselector.v1 import common_pb2, selector_pb2
 from services.common import secrets
 from services.common.keys import key_ids, split_keys
+from services.selector.conduct import Conduct, Conductor, GiveUp, Outcome, Seat, Try
+from services.selector.policy import ModelSpec, Needs
 from services.selector.providers import MissingCredentials, Scope, resolve_targets
 from services.selector.snapshot import Catalog
 from services.selector.state import DAY, Limits, LiveState, Quota
+from services.selector.stats import StatsBook
 
 SUCCESS = common_pb2.OUTCOME_SUCCESS
 RATE_LIMITED = common_pb2.OUTCOME_RATE_LIMITED
@@ -252,3 +257,59 @@ def test_the_catalog_gives_each_key_an_account() -> None:
 def test_secrets_from_the_environment_register_each_listed_key() -> None:
     secrets.register_from_environment({"ACME_API_KEY": "acme-first-111,acme-second-222"})
     assert secrets.redact("sent acme-second-222") == "sent [REDACTED]"
+
+
+# ---- conduct: a refused key hands the request to the model's next key ------------------------
+
+
+def _conduct(limits: Limits) -> tuple[Conduct, list[float]]:
+    clock = [T0]
+    live = LiveState()
+    conductor = Conductor(live, StatsBook(), clock=lambda: clock[0], rng=random.Random(0))
+    seats = {
+        1: Seat(
+            ModelSpec(
+                model_id=1,
+                name="groq/m",
+                provider="groq",
+                is_active=True,
+                tags=frozenset(),
+                supports_json=True,
+                context_tokens=8000,
+                max_output_tokens=100,
+                timeout_s=10.0,
+                limits=limits,
+            )
+        )
+    }
+    return conductor.begin(seats, Needs(), deadline=T0 + 30), clock
+
+
+def _refused(step: Try, at: float, outcome: int, status: int) -> Outcome:
+    return Outcome(step.spec, outcome, at, at, http_status=status, key=step.key)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status"), [(RATE_LIMITED, 429), (QUOTA, 429), (PERMANENT, 401), (PERMANENT, 402)]
+)
+def test_a_refused_key_hands_the_same_request_to_the_next_key(outcome: int, status: int) -> None:
+    conduct, clock = _conduct(TWO)
+    first = conduct.next_step()
+    assert isinstance(first, Try)
+    assert first.key == 0
+    conduct.record(_refused(first, clock[0], outcome, status))
+
+    second = conduct.next_step()
+    assert isinstance(second, Try)
+    assert (second.spec.model_id, second.key) == (1, 1)
+    conduct.record(_refused(second, clock[0], outcome, status))
+    # Both keys refused: nothing is left before the first key is usable again.
+    assert not isinstance(conduct.next_step(), Try)
+
+
+def test_a_timeout_of_the_model_is_not_retried_on_another_key() -> None:
+    conduct, clock = _conduct(TWO)
+    first = conduct.next_step()
+    assert isinstance(first, Try)
+    conduct.record(_refused(first, clock[0], common_pb2.OUTCOME_TIMEOUT, 0))
+    assert isinstance(conduct.next_step(), GiveUp)

@@ -39,10 +39,11 @@ async def test_a_429_on_one_key_moves_traffic_to_the_other(make_stack, caplog) -
                 }
             }
         },
-        keys=(),
+        keys=("beta",),
         environ=TWO_KEYS,
     )
-    replies = [await stack.ask(f"question {i}") for i in range(5)]
+    # alpha first; beta could answer too, but the other key of alpha is tried before it.
+    replies = [await stack.ask(f"question {i}", model_name="alpha/m1") for i in range(5)]
 
     texts = [r.response.split("] ", 1)[1] for r in replies]
     # Least recently used first: one, two, then one again — whose 429 hands it to two.
@@ -53,6 +54,7 @@ async def test_a_429_on_one_key_moves_traffic_to_the_other(make_stack, caplog) -
         common_pb2.OUTCOME_SUCCESS,
     ]
     assert [a.model for a in third.attempt_details] == ["alpha/m1", "alpha/m1"]
+    assert stack.requests_to("beta") == []
     statuses = [e["status"] for e in stack.requests_to("alpha")]
     # Not one request to the first key during its Retry-After.
     assert statuses == [200, 200, 429, 200, 200, 200]
