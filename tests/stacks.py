@@ -177,16 +177,18 @@ async def make_stack(database_url: str, tmp_path: Path) -> AsyncIterator[StackFa
         models: dict[str, dict[str, Any]] | None = None,
         providers: dict[str, dict[str, Any]] | None = None,
         keys: tuple[str, ...] = PROVIDERS,
+        environ: dict[str, str] | None = None,
         **settings: Any,
     ) -> Stack:
         sim = await start_simulator({"default": {"latency": 0.01}, "scripts": scripts or {}})
         path = tmp_path / "catalog.yaml"
         path.write_text(yaml.safe_dump(catalog(models, providers)))
         store = await start_model_store(database_url, "127.0.0.1:0", path)
-        environ = {f"{p.upper()}_BASE_URL": sim.base_url(p) for p in PROVIDERS}
-        environ |= {f"{p.upper()}_API_KEY": provider_key(p) for p in keys}
-        selector = await _selector(store.address, environ, settings)
-        stack = Stack(sim, store, selector, database_url, path, environ, settings)
+        variables = {f"{p.upper()}_BASE_URL": sim.base_url(p) for p in PROVIDERS}
+        variables |= {f"{p.upper()}_API_KEY": provider_key(p) for p in keys}
+        variables |= environ or {}
+        selector = await _selector(store.address, variables, settings)
+        stack = Stack(sim, store, selector, database_url, path, variables, settings)
         stacks.append(stack)
         return stack
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 
+from services.common.keys import split_keys
+
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 _MIN_SECRET_LEN = 6
 _secrets: set[str] = set()
@@ -24,10 +26,13 @@ def register(value: str | None) -> None:
 
 
 def register_from_environment(environ: dict[str, str] | None = None) -> None:
-    """Registers every environment variable whose name ends in KEY, TOKEN, SECRET or PASSWORD."""
+    """Registers every environment variable whose name ends in KEY, TOKEN, SECRET or PASSWORD,
+    and each item of one that lists several keys (`key1,key2`)."""
     for name, value in (os.environ if environ is None else environ).items():
         if _SECRET_NAME.search(name.upper()):
             register(value)
+            for _, key in split_keys(value):
+                register(key)
 
 
 def redact(text: str) -> str:

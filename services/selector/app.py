@@ -83,8 +83,9 @@ async def refresh(
     now = time.time()
     models = await snapshot.load_models(stub)
     stats = await snapshot.load_statistics(stub, engine.window_hours, now)
+    catalog = snapshot.Catalog.build(models, environ)
     if first:
-        snapshot.restore_live_state(engine.live, models, stats, now)
+        snapshot.restore_live_state(engine.live, models, stats, now, catalog)
     snapshot.apply_statistics(engine.stats, stats)
     for attempt in engine.recorder.pending_attempts():
         started = attempt.start_time.seconds + attempt.start_time.nanos / 1e9
@@ -95,7 +96,7 @@ async def refresh(
             attempt.prompt_tokens + attempt.completion_tokens,
             started,
         )
-    engine.catalog = snapshot.Catalog.build(models, environ)
+    engine.catalog = catalog
 
 
 async def _refresh_loop(

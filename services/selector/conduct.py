@@ -42,7 +42,13 @@ from services.selector.policy import (
     prompt_room,
 )
 from services.selector.providers.errors import Scope
-from services.selector.state import CIRCUIT_HALF_OPEN, CIRCUIT_OPEN, Availability, LiveState
+from services.selector.state import (
+    CIRCUIT_HALF_OPEN,
+    CIRCUIT_OPEN,
+    Availability,
+    LiveState,
+    about_key,
+)
 from services.selector.stats import StatsBook
 
 Clock = Callable[[], float]
@@ -110,6 +116,8 @@ class Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     source: int = USER
+    #: The provider key the attempt was sent with (its position in `Limits.keys`).
+    key: int = 0
 
     @property
     def latency_ms(self) -> int:
@@ -126,11 +134,13 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Try:
-    """Call `spec` now, asking for `output_tokens`, for at most `seconds` (its share)."""
+    """Call `spec` now with provider key `key`, asking for `output_tokens`, for at most
+    `seconds` (its share)."""
 
     spec: ModelSpec
     seconds: float
     output_tokens: int
+    key: int = 0
 
     @property
     def cut_short(self) -> bool:
@@ -258,6 +268,7 @@ class Conductor:
             message=outcome.message,
             http_status=outcome.http_status,
             scope=outcome.scope,
+            key=outcome.key,
         )
         self.stats.add(
             spec.model_id, outcome.outcome, outcome.latency_ms, outcome.tokens, outcome.started
@@ -346,15 +357,16 @@ class Conduct:
                 if remaining < MIN_ATTEMPT_SECONDS:
                     return GiveUp(self.deadline_error())
                 output = output_tokens(self.asked_output, spec.max_output_tokens)
-                if not live.acquire(
+                lease = live.acquire(
                     spec.model_id,
                     spec.limits,
                     self._clock(),
                     self.needs.prompt_tokens + output,
                     trial=not self.conductor.trials_by_probe,
-                ):
+                )
+                if lease is None:
                     continue
-                return Try(spec, self._share(spec, remaining), output)
+                return Try(spec, self._share(spec, remaining), output, lease.key)
             step = self._next_round()
             if step is not None:
                 return step
@@ -447,8 +459,15 @@ class Conduct:
         """Learns from one attempt of this request."""
         self.conductor.learn(outcome)
         self.outcomes.append(outcome)
-        if outcome.outcome not in outcomes.RATE_OUTCOMES and not outcome.succeeded:
-            self.done.add(outcome.spec.model_id)
+        # What speaks of the key (a rate limit, a quota, a rejected key) leaves the model's other
+        # keys to try, next (once per key at most): live state gates the key itself.
+        spec = outcome.spec
+        if outcome.succeeded:
+            return
+        if not about_key(outcome.outcome, outcome.http_status):
+            self.done.add(spec.model_id)
+        elif sum(o.spec.model_id == spec.model_id for o in self.outcomes) < len(spec.limits.keys):
+            self._round.order.insert(self._round.index, spec)
 
     # ---- the final error ----------------------------------------------------------------------
 

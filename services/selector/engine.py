@@ -261,6 +261,7 @@ class Engine:
                 learn=conduct.record,
                 prompt_tokens=conduct.needs.prompt_tokens,
                 sink=sink if streamed else None,
+                key=step.key,
             )
             if result is not None:
                 if sink is not None and not sink.committed:
@@ -285,8 +286,10 @@ class Engine:
         learn: Callable[[Outcome], None],
         prompt_tokens: int = 0,
         sink: Committer | None = None,
+        key: int = 0,
     ) -> tuple[Outcome, ChatResult | None]:
-        """Calls one model once, before `deadline` (event-loop time), and hands the outcome to
+        """Calls one model once with provider key `key`, before `deadline` (event-loop time), and
+        hands the outcome to
         `learn` (conduct), the records, metrics and logs. With a `sink` the answer streams into it.
 
         What ends an attempt but is not the model's doing is ABANDONED: recorded, counted in the
@@ -314,18 +317,19 @@ class Engine:
                 prompt_tokens=usage[0],
                 completion_tokens=usage[1],
                 source=source,
+                key=key,
                 **fields,  # type: ignore[arg-type]
             )
 
         try:
-            assert entry.target is not None
+            target = entry.target_for(key)
             if sink is None:
                 result = await self.providers.complete(
-                    entry.target, chat, timeout=spec.timeout_s, deadline=deadline
+                    target, chat, timeout=spec.timeout_s, deadline=deadline
                 )
             else:
                 result = await self.providers.stream(
-                    entry.target,
+                    target,
                     chat,
                     on_text=sink,
                     first_token_timeout=min(spec.timeout_s, self.first_token_timeout),
@@ -355,7 +359,8 @@ class Engine:
         return outcome, result
 
     def _settle(self, outcome: Outcome, request_id: str, learn: Callable[[Outcome], None]) -> None:
-        """Feeds one attempt's outcome to conduct, the records, metrics and logs."""
+        """Feeds one attempt's outcome to conduct, the records, metrics and logs (which name the
+        key by its id, never the key)."""
         learn(outcome)
         self.recorder.add_attempt(replies.attempt_record(outcome, request_id))
         outcome_name = common_pb2.Outcome.Name(outcome.outcome)  # type: ignore[arg-type]
@@ -371,6 +376,7 @@ class Engine:
                 "outcome": outcome_name,
                 "http_status": outcome.http_status,
                 "latency_ms": outcome.latency_ms,
+                "key": outcome.spec.limits.key_id(outcome.key),
             },
         )
 
@@ -395,6 +401,7 @@ class Engine:
         return len(due)
 
     async def _trial(self, entry: Entry) -> None:
+        key = self.live.trial_key(entry.spec.model_id)
         loop = asyncio.get_running_loop()
         chat = ChatRequest.from_prompt(
             self.probe_prompt, max_output_tokens=self.probe_max_output_tokens
@@ -407,6 +414,7 @@ class Engine:
                 request_id="recovery-trial",
                 source=PROBE,
                 learn=self.conductor.learn,
+                key=key,
             )
 
     # ---- GetModelStats --------------------------------------------------------------------
@@ -468,7 +476,7 @@ class Engine:
                     row.status = selector_pb2.TEST_STATUS_SKIPPED
                     row.error = "not probed: the call's deadline left no time for it"
                     return row
-                self.live.acquire_probe(spec.model_id, time.time(), tokens)
+                key = self.live.acquire_probe(spec.model_id, time.time(), tokens)
                 chat = ChatRequest.from_prompt(
                     self.probe_prompt, max_output_tokens=self.probe_max_output_tokens
                 )
@@ -479,6 +487,7 @@ class Engine:
                     request_id=request_id,
                     source=PROBE,
                     learn=self.conductor.learn,
+                    key=key,
                 )
             row.outcome = outcome.outcome  # type: ignore[assignment]
             row.response_time_seconds = round(outcome.latency_ms / 1000, 3)
@@ -498,10 +507,12 @@ class Engine:
         availability = self.live.availability(model_id, limits, now, tokens)
         if self.live.rate_blocked(model_id, availability.state):
             return f"not probed: {availability.reason}"
-        budgets = [(self.live.budget(model_id, now), limits, "")]
-        account = self.live.account_budget(model_id, now)
+        key = availability.key
+        budgets = [(self.live.budget(model_id, now, key), limits, "")]
+        account = self.live.account_budget(model_id, now, key)
         if account is not None:
-            budgets.append((account, limits.account_quota, f"account {limits.account}: "))
+            whose = f"account {limits.key_account(key)}: "
+            budgets.append((account, limits.account_quota, whose))
         for budget, quota, whose in budgets:
             spent = _nearly_spent(budget, quota, tokens)
             if spent:

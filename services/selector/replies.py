@@ -11,7 +11,7 @@ from aiselector.v1 import common_pb2, selector_pb2
 from services.selector.conduct import Outcome
 from services.selector.policy import Candidate, Plan
 from services.selector.providers import ChatResult
-from services.selector.state import Budget, LiveState, Quota
+from services.selector.state import Budget, KeyUse, Limits, LiveState, Quota
 from services.selector.validation import NAME_MAX_CHARS, PromptInput
 
 #: Characters of an attempt's error kept in its history row.
@@ -141,13 +141,18 @@ def model_stats(
             is_active=spec.is_active,
             state=excluded.state if excluded else availability.state,  # type: ignore[arg-type]
             state_reason=excluded.reason if excluded else availability.reason,
-            budget=usage(budget, spec.limits),
             tags=sorted(spec.tags),
             rank=rank.get(spec.model_id, 0),
             account=spec.limits.account,
         )
+        keys = live.key_uses(spec.model_id, spec.limits, now) if spec.limits.account else []
+        scale = max(1, len(keys))
+        row.budget.CopyFrom(usage(budget, spec.limits, scale))
         if account is not None:
-            row.account_budget.CopyFrom(usage(account, spec.limits.account_quota))
+            row.account_budget.CopyFrom(usage(account, spec.limits.account_quota, scale))
+        for key in keys:
+            if key.key_id:
+                row.keys.append(key_usage(key, spec.limits))
         until = excluded.until if excluded else availability.until
         if until:
             row.available_at.CopyFrom(timestamp(until))
@@ -173,18 +178,34 @@ def test_providers_reply(
     )
 
 
-def usage(budget: Budget, quota: Quota) -> selector_pb2.BudgetUsage:
-    """What a budget has used beside what is declared."""
+def usage(budget: Budget, quota: Quota, keys: int = 1) -> selector_pb2.BudgetUsage:
+    """What a budget has used beside what is declared (for `keys` keys, each declared `quota`)."""
     return selector_pb2.BudgetUsage(
         requests_last_minute=budget.requests_last_minute,
-        requests_per_minute=quota.requests_per_minute,
+        requests_per_minute=quota.requests_per_minute * keys,
         requests_today=budget.requests_today,
-        requests_per_day=quota.requests_per_day,
+        requests_per_day=quota.requests_per_day * keys,
         tokens_today=budget.tokens_today,
-        tokens_per_day=quota.tokens_per_day,
+        tokens_per_day=quota.tokens_per_day * keys,
         tokens_last_minute=budget.tokens_last_minute,
-        tokens_per_minute=quota.tokens_per_minute,
+        tokens_per_minute=quota.tokens_per_minute * keys,
     )
+
+
+def key_usage(key: KeyUse, limits: Limits) -> selector_pb2.KeyUsage:
+    """One provider key of a model as the stats show it: by its id, never the key."""
+    row = selector_pb2.KeyUsage(
+        key_id=key.key_id,
+        account=key.account,
+        state=key.state,  # type: ignore[arg-type]
+        state_reason=key.reason,
+        budget=usage(key.budget, limits),
+    )
+    if key.until:
+        row.available_at.CopyFrom(timestamp(key.until))
+    if key.account_budget is not None:
+        row.account_budget.CopyFrom(usage(key.account_budget, limits.account_quota))
+    return row
 
 
 def timestamp(epoch: float) -> timestamp_pb2.Timestamp:

@@ -17,7 +17,7 @@ from services.selector.providers import (
     Target,
     daily_reset_zone,
     output_limit,
-    resolve_target,
+    resolve_targets,
 )
 from services.selector.providers.waits import local_day
 from services.selector.state import Limits, LiveState, Quota
@@ -38,8 +38,18 @@ class Entry:
 
     spec: ModelSpec
     model: common_pb2.Model
-    target: Target | None
+    # One per provider key, in key order (`spec.limits.keys`); empty without credentials.
+    targets: tuple[Target, ...]
     credentials_error: str
+
+    @property
+    def target(self) -> Target | None:
+        """The target with the first key; None without credentials."""
+        return self.targets[0] if self.targets else None
+
+    def target_for(self, key: int) -> Target:
+        """The target with provider key `key` (its position in `spec.limits.keys`)."""
+        return self.targets[key] if 0 <= key < len(self.targets) else self.targets[0]
 
 
 @dataclass(frozen=True)
@@ -62,11 +72,13 @@ class Catalog:
     def build(cls, models: list[common_pb2.Model], environ: Mapping[str, str]) -> Catalog:
         entries: dict[int, Entry] = {}
         for model in models:
+            targets: tuple[Target, ...] = ()
             try:
-                target, problem = resolve_target(model, environ), ""
+                targets, problem = resolve_targets(model, environ), ""
             except MissingCredentials as missing:
-                target, problem = None, str(missing)
-            entries[model.id] = Entry(to_spec(model), model, target, problem)
+                problem = str(missing)
+            key_ids = tuple(t.key_id for t in targets if t.key_id)
+            entries[model.id] = Entry(to_spec(model, key_ids), model, targets, problem)
         tags = frozenset(t for e in entries.values() if e.spec.is_active for t in e.spec.tags)
         return cls(entries, {e.spec.name: i for i, e in entries.items()}, tags)
 
@@ -85,18 +97,21 @@ def _quota(limits: common_pb2.ModelLimits) -> Quota:
     )
 
 
-def to_limits(model: common_pb2.Model) -> Limits:
-    """A model's budgets, its account's, and the zone of its provider's day."""
+def to_limits(model: common_pb2.Model, key_ids: tuple[str, ...] = ()) -> Limits:
+    """A model's budgets, its account's, and the zone of its provider's day; with several
+    provider keys (`key_ids`, e.g. `GROQ_API_KEY#1`) the account of each (`groq/GROQ_API_KEY#1`)."""
     return Limits(
         **asdict(_quota(model.limits)),
         account=account_name(model),
         account_quota=_quota(model.account_limits),
         zone=daily_reset_zone(model.provider, model.api_format),
+        keys=tuple(f"{model.provider}/{key_id}" for key_id in key_ids) if len(key_ids) > 1 else (),
     )
 
 
-def to_spec(model: common_pb2.Model) -> ModelSpec:
-    """The policy's view of a catalog model; its output limit is what requests ask for."""
+def to_spec(model: common_pb2.Model, key_ids: tuple[str, ...] = ()) -> ModelSpec:
+    """The policy's view of a catalog model (with the ids of its provider keys); its output limit
+    is what requests ask for."""
     limits = model.limits
     return ModelSpec(
         model_id=model.id,
@@ -108,7 +123,7 @@ def to_spec(model: common_pb2.Model) -> ModelSpec:
         context_tokens=limits.context_tokens,
         max_output_tokens=output_limit(limits.max_output_tokens, reasoning=model.reasoning),
         timeout_s=(limits.timeout_ms / 1000) if limits.timeout_ms else DEFAULT_TIMEOUT_S,
-        limits=to_limits(model),
+        limits=to_limits(model, key_ids),
         unlisted=model.listing.unlisted_reason,
     )
 
@@ -166,11 +181,13 @@ def restore_live_state(
     models: list[common_pb2.Model],
     reply: model_store_pb2.GetModelStatisticsResponse,
     now: float,
+    catalog: Catalog | None = None,
 ) -> None:
     """At start: cooldowns, circuits and today's budget counts as persisted before a restart.
 
     "Today" is each provider's day, summed from the hourly buckets (an hour that holds the
     provider's midnight counts whole: the safe side); an account's counts are its models' sums.
+    The limits (with the provider keys) are the `catalog`'s when given.
     """
     for model in models:
         availability = model.availability
@@ -183,6 +200,8 @@ def restore_live_state(
             circuit_opened_at=_epoch(availability.circuit_opened_at),
         )
     limits = {model.id: to_limits(model) for model in models}
+    if catalog is not None:
+        limits |= {model_id: e.spec.limits for model_id, e in catalog.entries.items()}
     for stats in reply.statistics:
         if stats.model_id not in limits:
             continue

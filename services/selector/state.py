@@ -1,9 +1,10 @@
-"""Live per-model state: circuit breaker, cooldowns and free-tier budget counters, per model and
-per provider account (pure, no I/O)."""
+"""Live per-model state: circuit breaker, cooldowns and free-tier budget counters, per model, per
+provider key and per provider account (pure, no I/O)."""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from aiselector.v1 import common_pb2, selector_pb2
@@ -56,11 +57,31 @@ class Limits(Quota):
     `account` names the provider account (provider and key variable) the model is counted on; every
     model naming it shares `account_quota` and account-wide cooldowns ("" = none). `zone` is the
     IANA zone whose midnight ends the provider's day (Gemini's is America/Los_Angeles).
+
+    `keys` names the account of each provider key when the key variable holds several
+    (`groq/GROQ_API_KEY#1`, `groq/GROQ_API_KEY#2`): each key then has the model's budgets and
+    `account_quota` of its own; empty with one key (or none), whose account is `account`.
     """
 
     account: str = ""
     account_quota: Quota = Quota()
     zone: str = UTC_ZONE
+    keys: tuple[str, ...] = ()
+
+    @property
+    def key_accounts(self) -> tuple[str, ...]:
+        """The account of each key, in key order: `account` alone with one key or none."""
+        return self.keys if len(self.keys) > 1 else (self.account,)
+
+    def key_account(self, key: int) -> str:
+        """The account of key `key` (the first key's when there is no such key)."""
+        accounts = self.key_accounts
+        return accounts[key] if 0 <= key < len(accounts) else accounts[0]
+
+    def key_id(self, key: int) -> str:
+        """How logs and stats name key `key`: its variable, and with several keys its position
+        (`GROQ_API_KEY#2`); never anything of the key itself."""
+        return self.key_account(key).partition("/")[2]
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,8 @@ class Availability:
     the share of the provider's day that has passed (None: not known, the UTC day is assumed).
     `in_flight_since` is when the oldest request still waiting for an answer from the model was
     admitted (None when none is), so a provider that went silent shows before its first timeout.
+    `key` is the provider key a request would be sent with (its position in `Limits.keys`); when
+    no key admits a request, the one that will be usable soonest.
     """
 
     state: int
@@ -83,11 +106,19 @@ class Availability:
     day_share_used: float = 0.0
     in_flight_since: float | None = None
     day_elapsed: float | None = None
+    key: int = 0
 
     @property
     def admits(self) -> bool:
         """Whether a request may be sent to the model now."""
         return self.state in (READY, CIRCUIT_HALF_OPEN)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A request admitted by `LiveState.acquire`: send it with provider key `key`."""
+
+    key: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +129,33 @@ class Budget:
     requests_today: int
     tokens_today: int
     tokens_last_minute: int = 0
+
+    def __add__(self, other: Budget) -> Budget:
+        return Budget(
+            self.requests_last_minute + other.requests_last_minute,
+            self.requests_today + other.requests_today,
+            self.tokens_today + other.tokens_today,
+            self.tokens_last_minute + other.tokens_last_minute,
+        )
+
+
+@dataclass(frozen=True)
+class KeyUse:
+    """One provider key of a model: its account, whether it may take a request now (`state`,
+    `reason`, `until` as in Availability) and what it has used of the model's budget on this key
+    and of its account's."""
+
+    account: str
+    state: int
+    reason: str
+    until: float | None
+    budget: Budget
+    account_budget: Budget | None
+
+    @property
+    def key_id(self) -> str:
+        """The key's name in stats: its variable and position (`GROQ_API_KEY#2`), never the key."""
+        return self.account.partition("/")[2]
 
 
 @dataclass
@@ -239,7 +297,8 @@ class _Counter:
 
 @dataclass
 class _Account:
-    """The budget and account-wide cooldown shared by every model of one provider account."""
+    """The budget and account-wide cooldown shared by every model of one provider account (one
+    provider key)."""
 
     counter: _Counter = field(default_factory=_Counter)
     members: set[int] = field(default_factory=set)
@@ -248,20 +307,32 @@ class _Account:
 
 
 @dataclass
-class _Model:
-    """One model's mutable live state."""
+class _Cooling:
+    """A cooldown: until when, why, after which outcome class."""
 
     cooldown_until: float | None = None
     cooldown_reason: str = ""
     cooldown_outcome: int = common_pb2.OUTCOME_UNSPECIFIED
-    consecutive_failures: int = 0
-    circuit_opened_at: float | None = None
-    trial_started_at: float | None = None
-    failed_trials: int = 0
-    blame_after: float | None = None
-    counter: _Counter = field(default_factory=_Counter)
+
+    def cooling(self, now: float) -> bool:
+        return self.cooldown_until is not None and now < self.cooldown_until
+
+    def rate_cooldown_running(self, now: float) -> bool:
+        """Whether a wait the provider asked for (or a 429 backoff) has not ended yet.
+
+        A success does not end it: that request was sent before the 429 arrived, so it says
+        nothing about the wait, and sending now would break the provider's Retry-After.
+        """
+        return self.cooldown_outcome in outcomes.RATE_OUTCOMES and self.cooling(now)
+
+
+@dataclass
+class _Lane(_Cooling):
+    """One model on one provider key: that key's budget for the model, and what the provider said
+    about the key (rate limits, quotas, a rejected key)."""
+
     account: str = ""
-    in_flight: deque[float] = field(default_factory=deque)
+    counter: _Counter = field(default_factory=_Counter)
     rate_limit_streak: int = 0
     last_success: float | None = None
     learned_rpm: int = 0
@@ -270,6 +341,36 @@ class _Model:
     limited: deque[float] = field(default_factory=deque)
     # The per-minute request limit the catalog declares (0 = none), as its limits last said.
     declared_rpm: int = 0
+    last_used: float = 0.0
+
+
+@dataclass
+class _Model(_Cooling):
+    """One model's mutable live state: its circuit and its own cooldowns (a retired model), and
+    one lane per provider key."""
+
+    consecutive_failures: int = 0
+    circuit_opened_at: float | None = None
+    trial_started_at: float | None = None
+    trial_key: int = 0
+    failed_trials: int = 0
+    blame_after: float | None = None
+    lanes: list[_Lane] = field(default_factory=lambda: [_Lane()])
+    in_flight: deque[float] = field(default_factory=deque)
+    # The outcome class of the cooldown that held the model back when last asked.
+    held_by: int = common_pb2.OUTCOME_UNSPECIFIED
+
+
+#: Permanent statuses that speak of the key, not the model: they retire that key only.
+KEY_STATUSES = frozenset({401, 402, 403})
+
+
+def about_key(outcome: int, http_status: int) -> bool:
+    """Whether an outcome speaks of the provider key it was sent with (a rate limit, a quota, a
+    rejected or unpaid key) rather than of the model: the model's other keys may still serve."""
+    return outcome in outcomes.RATE_OUTCOMES or (
+        outcome == outcomes.PERMANENT and http_status in KEY_STATUSES
+    )
 
 
 class LiveState:
@@ -303,6 +404,14 @@ class LiveState:
     limits it is given (the engine plans over the whole catalog before any attempt), so an
     account-scope outcome (`Scope.ACCOUNT`) cools every model of the account; a model first seen
     later gets the account's running cooldown too.
+
+    Several provider keys (`Limits.keys`): each key is a lane of the model with the model's
+    budgets, its own account (the key's), and its own cooldowns for what the provider says about
+    the key — rate limits, quotas, and 401/402/403, which retire that key only. The circuit
+    (transient errors, timeouts, bad answers) and a 404/410 stay the model's. A model admits a
+    request when the model does and at least one key does; `acquire` picks, among the keys that
+    admit it, the one with the most of its daily budget left, then of its minute's, then the
+    least recently used, and the outcome is fed back with that key.
     """
 
     def __init__(
@@ -341,44 +450,53 @@ class LiveState:
             model = self._models[model_id] = _Model()
         return model
 
-    def _account_of(self, model: _Model) -> _Account | None:
-        return self._accounts.get(model.account) if model.account else None
+    def _account_of(self, lane: _Lane) -> _Account | None:
+        return self._accounts.get(lane.account) if lane.account else None
+
+    @staticmethod
+    def _lane(model: _Model, key: int) -> _Lane:
+        return model.lanes[key] if 0 <= key < len(model.lanes) else model.lanes[0]
 
     def _note(self, model_id: int, limits: Limits, now: float) -> _Model:
-        """The model, with the account and zone `limits` name."""
+        """The model, with the keys, accounts and zone `limits` name."""
         model = self._model(model_id)
-        model.counter.set_zone(limits.zone, now)
-        model.declared_rpm = limits.requests_per_minute
-        if limits.account != model.account:
-            self._join(model_id, model, limits.account, now)
-        account = self._account_of(model)
-        if account is not None:
-            account.counter.set_zone(limits.zone, now)
+        names = limits.key_accounts
+        del model.lanes[len(names) :]
+        while len(model.lanes) < len(names):
+            model.lanes.append(_Lane())
+        for lane, name in zip(model.lanes, names, strict=True):
+            lane.counter.set_zone(limits.zone, now)
+            lane.declared_rpm = limits.requests_per_minute
+            if name != lane.account:
+                self._join(model_id, lane, name, now)
+            account = self._account_of(lane)
+            if account is not None:
+                account.counter.set_zone(limits.zone, now)
         return model
 
-    def _join(self, model_id: int, model: _Model, name: str, now: float) -> None:
-        """Moves the model to account `name` ("" = none); it gets the account's running cooldown."""
-        previous = self._account_of(model)
+    def _join(self, model_id: int, lane: _Lane, name: str, now: float) -> None:
+        """Moves the lane to account `name` ("" = none); it gets the account's running cooldown."""
+        previous = self._account_of(lane)
         if previous is not None:
             previous.members.discard(model_id)
-        model.account = name
+        lane.account = name
         if not name:
             return
         account = self._accounts.setdefault(name, _Account())
         account.members.add(model_id)
         if account.cooldown is not None and account.cooldown[1] > now:
             outcome, until, reason = account.cooldown
-            self._cool_down(model_id, outcome, until, reason, replace=False)
+            self._cool_down(model_id, lane, outcome, until, reason, replace=False)
 
-    def _roll(self, model: _Model, now: float) -> _Account | None:
-        """Rolls the model's and its account's windows; returns its account."""
-        model.counter.roll(now, self.minute_seconds)
+    def _roll(self, model: _Model, now: float) -> None:
+        """Rolls the windows of every key of the model and of their accounts."""
         while model.in_flight and model.in_flight[0] <= now - self.trial_timeout_seconds:
             model.in_flight.popleft()
-        account = self._account_of(model)
-        if account is not None:
-            account.counter.roll(now, self.minute_seconds)
-        return account
+        for lane in model.lanes:
+            lane.counter.roll(now, self.minute_seconds)
+            account = self._account_of(lane)
+            if account is not None:
+                account.counter.roll(now, self.minute_seconds)
 
     def _open_seconds(self, model: _Model) -> float:
         return min(
@@ -391,25 +509,66 @@ class LiveState:
     ) -> Availability:
         """Whether the model may take a request of about `est_tokens` tokens now, and if not why."""
         model = self._note(model_id, limits, now)
-        account = self._roll(model, now)
-        if model.cooldown_until is not None and now < model.cooldown_until:
+        self._roll(model, now)
+        if model.cooling(now):
+            model.held_by = model.cooldown_outcome
             return Availability(COOLING_DOWN, model.cooldown_reason, model.cooldown_until)
+        keys = list(enumerate(model.lanes))
+        if all(lane.cooling(now) for _, lane in keys):
+            return self._held(
+                model, [self._lane_block(model, i, limits, now, 0) for i in range(len(keys))]
+            )
         circuit = self._circuit(model, now)
         if circuit is not None and not circuit.admits:
             return circuit
-        budget = self._budget_block(model, account, limits, now, est_tokens)
-        if budget is not None:
-            return budget
-        share = model.counter.day_share(limits)
+        blocks = [self._lane_block(model, i, limits, now, est_tokens) for i, _ in keys]
+        usable = [i for i, block in enumerate(blocks) if block is None]
+        if not usable:
+            return self._held(model, blocks)
+        key = min(usable, key=lambda i: self._load(model.lanes[i], limits, i))
+        lane = model.lanes[key]
+        share = lane.counter.day_share(limits)
+        account = self._account_of(lane)
         if account is not None:
             share = max(share, account.counter.day_share(limits.account_quota))
-        counter = model.counter
+        counter = lane.counter
         elapsed = (now - counter.day_start) / (counter.day_end - counter.day_start)
         since = model.in_flight[0] if model.in_flight else None
         state, reason, until = READY, "", None
         if circuit is not None:
             state, reason, until = circuit.state, circuit.reason, circuit.until
-        return Availability(state, reason, until, share, since, elapsed)
+        return Availability(state, reason, until, share, since, elapsed, key)
+
+    def _held(self, model: _Model, blocks: list[Availability | None]) -> Availability:
+        """The availability of a model none of whose keys admits a request: the key usable
+        soonest stands for it; with several keys the reason lists each."""
+        held = [(i, b) for i, b in enumerate(blocks) if b is not None]
+        key, first = min(held, key=lambda kb: (kb[1].until is None, kb[1].until or 0.0, kb[0]))
+        lane = model.lanes[key]
+        model.held_by = (
+            lane.cooldown_outcome if first.state == COOLING_DOWN else outcomes.RATE_LIMITED
+        )
+        reason = first.reason
+        if len(held) > 1:
+            reason = "every key is held back: " + "; ".join(b.reason for _, b in held)
+        return replace(first, reason=reason, key=key)
+
+    def _load(self, lane: _Lane, limits: Limits, key: int) -> tuple[float, float, float, int]:
+        """How much of its budgets a key has used (day, then minute), when it was last used: the
+        key with the least is chosen."""
+        account = self._account_of(lane)
+        day = lane.counter.day_share(limits)
+        minute = (
+            len(lane.counter.minute) / limits.requests_per_minute
+            if limits.requests_per_minute
+            else 0.0
+        )
+        if account is not None:
+            quota = limits.account_quota
+            day = max(day, account.counter.day_share(quota))
+            if quota.requests_per_minute:
+                minute = max(minute, len(account.counter.minute) / quota.requests_per_minute)
+        return (day, minute, lane.last_used, key)
 
     def _circuit(self, model: _Model, now: float) -> Availability | None:
         if model.circuit_opened_at is None:
@@ -429,27 +588,29 @@ class LiveState:
             CIRCUIT_HALF_OPEN, f"circuit half-open after {failures}; next request is a trial"
         )
 
-    def _budget_block(
-        self,
-        model: _Model,
-        account: _Account | None,
-        limits: Limits,
-        now: float,
-        est_tokens: int,
+    def _lane_block(
+        self, model: _Model, key: int, limits: Limits, now: float, est_tokens: int
     ) -> Availability | None:
+        """Why key `key` cannot take a request of about `est_tokens` tokens now (None: it can)."""
+        lane = model.lanes[key]
+        if lane.cooling(now):
+            return Availability(COOLING_DOWN, lane.cooldown_reason, lane.cooldown_until, key=key)
         quota: Quota = limits
         note, shown = "", 0
-        if limits.requests_per_minute <= 0 and model.learned_rpm and now < model.learned_until:
+        if limits.requests_per_minute <= 0 and lane.learned_rpm and now < lane.learned_until:
             # The provider counts the requests it accepted: those it refused in the window do not
             # use the learned limit.
             horizon = now - self.minute_seconds
-            while model.limited and model.limited[0] <= horizon:
-                model.limited.popleft()
-            quota = replace(limits, requests_per_minute=model.learned_rpm + len(model.limited))
-            note, shown = ", as learned from the provider's 429", model.learned_rpm
-        block = model.counter.block(quota, now, est_tokens, self.minute_seconds, note, shown)
+            while lane.limited and lane.limited[0] <= horizon:
+                lane.limited.popleft()
+            quota = replace(limits, requests_per_minute=lane.learned_rpm + len(lane.limited))
+            note, shown = ", as learned from the provider's 429", lane.learned_rpm
+        whose = f"key {_key_id(lane)}: " if len(model.lanes) > 1 else ""
+        block = lane.counter.block(quota, now, est_tokens, self.minute_seconds, note, shown)
         if block is not None:
-            return Availability(OUT_OF_BUDGET, *block)
+            reason, until = block
+            return Availability(OUT_OF_BUDGET, whose + reason, until, key=key)
+        account = self._account_of(lane)
         if account is not None:
             block = account.counter.block(
                 limits.account_quota, now, est_tokens, self.minute_seconds
@@ -458,39 +619,49 @@ class LiveState:
                 reason, until = block
                 return Availability(
                     OUT_OF_BUDGET,
-                    f"account {model.account}: {reason}; shared by all its models",
+                    f"account {lane.account}: {reason}; shared by all its models",
                     until,
+                    key=key,
                 )
         return None
 
     def acquire(
         self, model_id: int, limits: Limits, now: float, est_tokens: int = 0, *, trial: bool = True
-    ) -> bool:
+    ) -> Lease | None:
         """Admits one request if the model is usable now, counting it in the budget windows of
-        the model and its account.
+        the model and its account on the key it picks; None means: do not send.
 
         In half-open state it also takes the single trial slot, unless `trial` is False (the
-        request may not be a trial: a background probe makes them). False means: do not send.
+        request may not be a trial: a background probe makes them); `trial_key` then says which
+        key the trial goes with.
         """
         availability = self.availability(model_id, limits, now, est_tokens)
         if not availability.admits or (availability.state == CIRCUIT_HALF_OPEN and not trial):
-            return False
+            return None
         model = self._model(model_id)
         if availability.state == CIRCUIT_HALF_OPEN:
             model.trial_started_at = now
-        self._admit(model, now, est_tokens)
-        return True
+            model.trial_key = availability.key
+        self._admit(model, availability.key, now, est_tokens)
+        return Lease(availability.key)
 
-    def _admit(self, model: _Model, now: float, est_tokens: int) -> None:
-        model.counter.admit(now, est_tokens)
-        account = self._account_of(model)
+    def trial_key(self, model_id: int) -> int:
+        """The key the model's last trial request was admitted with."""
+        return self._model(model_id).trial_key
+
+    def _admit(self, model: _Model, key: int, now: float, est_tokens: int) -> None:
+        lane = self._lane(model, key)
+        lane.counter.admit(now, est_tokens)
+        lane.last_used = now
+        account = self._account_of(lane)
         if account is not None:
             account.counter.admit(now, est_tokens)
         model.in_flight.append(now)
 
-    def acquire_probe(self, model_id: int, now: float, est_tokens: int = 0) -> None:
+    def acquire_probe(self, model_id: int, now: float, est_tokens: int = 0) -> int:
         """Counts a health probe in the budget windows (the model's and its account's, as last
-        given by its limits) without gating it.
+        given by its limits) without gating it; returns the key to send it with (the least
+        recently used of those not cooling down, else of all).
 
         Probes bypass open circuits and failure cooldowns: a passing probe is how a benched model
         gets back in. The caller skips models whose provider asked to wait or whose budget is
@@ -498,7 +669,10 @@ class LiveState:
         """
         model = self._model(model_id)
         self._roll(model, now)
-        self._admit(model, now, est_tokens)
+        keys = [i for i, lane in enumerate(model.lanes) if not lane.cooling(now)]
+        key = min(keys or range(len(model.lanes)), key=lambda i: (model.lanes[i].last_used, i))
+        self._admit(model, key, now, est_tokens)
+        return key
 
     def on_outcome(
         self,
@@ -512,72 +686,79 @@ class LiveState:
         message: str = "",
         http_status: int = 0,
         scope: Scope = Scope.MODEL,
+        key: int = 0,
     ) -> None:
-        """Updates the model's state after an attempt ended with `outcome` (a common_pb2.Outcome).
+        """Updates the model's state after an attempt on provider key `key` ended with `outcome`
+        (a common_pb2.Outcome).
 
         `started` is when the attempt was admitted (default: `now`), which tells a straggler of
         an earlier burst from news. `message` must already be free of secrets; it is only used
         in a reason when the HTTP status alone says nothing. With `scope` ACCOUNT a cooldown
-        (rate limit, quota, permanent) holds for every model of the account.
+        (rate limit, quota, permanent) holds for every model of the key's account. Rate limits,
+        quotas and 401/402/403 cool the key only; with one key that is the model.
         """
         model = self._model(model_id)
-        account = self._roll(model, now)
+        self._roll(model, now)
+        lane = self._lane(model, key)
+        account = self._account_of(lane)
         started = now if started is None else started
-        reserved = model.counter.reserved.popleft() if model.counter.reserved else 0
+        reserved = lane.counter.reserved.popleft() if lane.counter.reserved else 0
         if model.in_flight:
             model.in_flight.popleft()
         used = tokens if tokens > 0 else reserved if outcome == common_pb2.OUTCOME_SUCCESS else 0
-        model.counter.tokens_today += used
+        lane.counter.tokens_today += used
         if account is not None:
             account.counter.settle(reserved, used)
         if model.trial_started_at is not None and started >= model.trial_started_at:
             model.trial_started_at = None  # the trial's own outcome, not a straggler's
         fresh = model.blame_after is None or started >= model.blame_after
         if outcome == common_pb2.OUTCOME_SUCCESS:
-            model.rate_limit_streak = 0
-            model.last_success = now
+            lane.rate_limit_streak = 0
+            lane.last_success = now
             if fresh:
                 self._close(model_id, model, now)
-            if not self._rate_cooldown_running(model, now):
-                self._set(
-                    model_id,
-                    cooldown_until=None,
-                    cooldown_reason="",
-                    cooldown_outcome=common_pb2.OUTCOME_UNSPECIFIED,
-                )
+            for holder in (model, lane):
+                if not holder.rate_cooldown_running(now):
+                    self._set(
+                        model_id,
+                        holder,
+                        cooldown_until=None,
+                        cooldown_reason="",
+                        cooldown_outcome=common_pb2.OUTCOME_UNSPECIFIED,
+                    )
         elif outcome == common_pb2.OUTCOME_RATE_LIMITED:
             horizon = now - self.minute_seconds
-            while model.limited and model.limited[0] <= horizon:
-                model.limited.popleft()
-            model.limited.append(started)
-            accepted = len(model.counter.minute) - len(model.limited)
+            while lane.limited and lane.limited[0] <= horizon:
+                lane.limited.popleft()
+            lane.limited.append(started)
+            accepted = len(lane.counter.minute) - len(lane.limited)
             if retry_after is None and accepted > 0:
-                model.learned_rpm = accepted
-                model.learned_until = now + self.learned_limit_seconds
+                lane.learned_rpm = accepted
+                lane.learned_until = now + self.learned_limit_seconds
             if retry_after is not None:
                 seconds = retry_after
             elif (
-                model.declared_rpm
-                and model.last_success is not None
-                and now - model.last_success < self.minute_seconds
+                lane.declared_rpm
+                and lane.last_success is not None
+                and now - lane.last_success < self.minute_seconds
             ):
                 # The declared per-minute budget paces the model already, and it answered within
                 # the minute: the provider is busy, not closed, so a 429 costs no pause. One
                 # that answered nothing for a minute backs off, so a model that refuses
                 # everything is not sent its whole budget.
                 seconds = 0.0
-            elif not model.declared_rpm and model.learned_rpm and now < model.learned_until:
+            elif not lane.declared_rpm and lane.learned_rpm and now < lane.learned_until:
                 # The limit just learned says when the provider takes the next request.
                 seconds = 0.0
             else:
-                seconds = self._backoff(model)
+                seconds = self._backoff(lane)
             status = f"HTTP {http_status}" if http_status else "rate limited"
             reason = f"rate limited by provider ({status}), retry after {_format_seconds(seconds)}"
-            self._cool(model_id, outcome, now + max(0.0, seconds), reason, scope, replace=True)
+            self._cool(model_id, key, outcome, now + max(0.0, seconds), reason, scope, replace=True)
         elif outcome == common_pb2.OUTCOME_QUOTA_EXHAUSTED:
             # Without a wait, the quota is the provider's daily one: it resets at its midnight.
-            until = now + retry_after if retry_after is not None else model.counter.day_end
-            self._cool(model_id, outcome, until, "free quota spent at provider", scope)
+            until = now + retry_after if retry_after is not None else lane.counter.day_end
+            self._cool(model_id, key, outcome, until, "free quota spent at provider", scope)
         elif outcome == common_pb2.OUTCOME_PERMANENT:
             reason = _PERMANENT_REASONS.get(http_status) or (
                 f"permanent error from provider (HTTP {http_status})"
@@ -587,13 +768,17 @@ class LiveState:
             if http_status not in _PERMANENT_REASONS and message:
                 reason = f"{reason}: {message[:_MAX_MESSAGE]}"
             until = now + self.permanent_cooldown_seconds
-            self._cool(model_id, outcome, until, reason, scope)
+            if about_key(outcome, http_status) or scope is Scope.ACCOUNT:
+                self._cool(model_id, key, outcome, until, reason, scope)
+            else:
+                self._cool_down(model_id, model, outcome, until, reason, replace=False)
         elif outcome in outcomes.CIRCUIT_OUTCOMES and fresh:
             self._fail(model_id, model, now, started, outcome == common_pb2.OUTCOME_TIMEOUT)
 
     def _cool(
         self,
         model_id: int,
+        key: int,
         outcome: int,
         until: float,
         reason: str,
@@ -601,38 +786,33 @@ class LiveState:
         *,
         replace: bool = False,
     ) -> None:
-        """Cools the model, or with `scope` ACCOUNT every model of its account.
+        """Cools the model's key `key`, or with `scope` ACCOUNT that key for every model of its
+        account.
 
         Only the model that got the reply may have a longer cooldown of the same kind shortened
         (its provider's newest wait); another model's own longer wait is never cut.
         """
         model = self._model(model_id)
-        account = self._account_of(model)
+        lane = self._lane(model, key)
+        if len(model.lanes) > 1:
+            reason = f"key {_key_id(lane)}: {reason}"
+        account = self._account_of(lane)
         if scope is not Scope.ACCOUNT or account is None:
-            self._cool_down(model_id, outcome, until, reason, replace=replace)
+            self._cool_down(model_id, lane, outcome, until, reason, replace=replace)
             return
-        reason = f"{reason}; holds for every model of account {model.account}"
+        reason = f"{reason}; holds for every model of account {lane.account}"
         account.cooldown = (outcome, until, reason)
         for member in sorted(account.members):
-            self._cool_down(member, outcome, until, reason, replace=replace and member == model_id)
+            for other in self._model(member).lanes:
+                if other.account == lane.account:
+                    self._cool_down(
+                        member, other, outcome, until, reason, replace=replace and other is lane
+                    )
 
-    @staticmethod
-    def _rate_cooldown_running(model: _Model, now: float) -> bool:
-        """Whether a wait the provider asked for (or a 429 backoff) has not ended yet.
-
-        A success does not end it: that request was sent before the 429 arrived, so it says
-        nothing about the wait, and sending now would break the provider's Retry-After.
-        """
-        return (
-            model.cooldown_outcome in outcomes.RATE_OUTCOMES
-            and model.cooldown_until is not None
-            and now < model.cooldown_until
-        )
-
-    def _backoff(self, model: _Model) -> float:
+    def _backoff(self, lane: _Lane) -> float:
         """Cooldown for a 429 that gave no delay: doubling from the minimum up to the default."""
-        streak = model.rate_limit_streak
-        model.rate_limit_streak += 1
+        streak = lane.rate_limit_streak
+        lane.rate_limit_streak += 1
         seconds = self.min_rate_limit_seconds * 2 ** min(streak, 30)
         return min(seconds, self.default_rate_limit_seconds)
 
@@ -641,7 +821,7 @@ class LiveState:
         if model.circuit_opened_at is not None:
             model.blame_after = now
         model.failed_trials = 0
-        self._set(model_id, consecutive_failures=0, circuit_opened_at=None)
+        self._set(model_id, model, consecutive_failures=0, circuit_opened_at=None)
 
     def _fail(self, model_id: int, model: _Model, now: float, started: float, silent: bool) -> None:
         """A fresh failure (of an attempt started after the last one counted was seen)."""
@@ -656,41 +836,75 @@ class LiveState:
             opened = started
             model.failed_trials += 1
         model.blame_after = now
-        self._set(model_id, consecutive_failures=failures, circuit_opened_at=opened)
+        self._set(model_id, model, consecutive_failures=failures, circuit_opened_at=opened)
 
     def _cool_down(
-        self, model_id: int, outcome: int, until: float, reason: str, *, replace: bool
+        self,
+        model_id: int,
+        holder: _Cooling,
+        outcome: int,
+        until: float,
+        reason: str,
+        *,
+        replace: bool,
     ) -> None:
-        """Sets a cooldown; an existing longer one of another kind wins unless `replace` applies."""
-        model = self._model(model_id)
-        active = model.cooldown_until
+        """Sets a cooldown on the model or one of its keys; an existing longer one of another kind
+        wins unless `replace` applies."""
+        active = holder.cooldown_until
         keeps_longer = (
             active is not None
             and active > until
-            and not (replace and model.cooldown_outcome == outcome)
+            and not (replace and holder.cooldown_outcome == outcome)
         )
         if keeps_longer:
             return
-        self._set(model_id, cooldown_until=until, cooldown_reason=reason, cooldown_outcome=outcome)
+        self._model(model_id).held_by = outcome
+        self._set(
+            model_id, holder, cooldown_until=until, cooldown_reason=reason, cooldown_outcome=outcome
+        )
 
-    def _set(self, model_id: int, **fields: object) -> None:
-        model = self._model(model_id)
+    def _set(self, model_id: int, holder: object, **fields: object) -> None:
         for name, value in fields.items():
-            if getattr(model, name) != value:
-                setattr(model, name, value)
+            if getattr(holder, name) != value:
+                setattr(holder, name, value)
                 self._dirty.add(model_id)
 
-    def budget(self, model_id: int, now: float) -> Budget:
-        """What the model has used: requests and tokens asked for in the last minute, requests
-        and tokens today."""
+    def budget(self, model_id: int, now: float, key: int | None = None) -> Budget:
+        """What the model has used on key `key` (None: over all its keys): requests and tokens
+        asked for in the last minute, requests and tokens today."""
         model = self._model(model_id)
         self._roll(model, now)
-        return model.counter.usage()
+        lanes = model.lanes if key is None else [self._lane(model, key)]
+        return _total(lane.counter.usage() for lane in lanes)
 
-    def account_budget(self, model_id: int, now: float) -> Budget | None:
-        """What the model's account has used over all its models; None without an account."""
-        account = self._roll(self._model(model_id), now)
-        return account.counter.usage() if account is not None else None
+    def account_budget(self, model_id: int, now: float, key: int | None = None) -> Budget | None:
+        """What the account of key `key` (None: of every key) has used over all its models; None
+        without an account."""
+        model = self._model(model_id)
+        self._roll(model, now)
+        lanes = model.lanes if key is None else [self._lane(model, key)]
+        accounts = [a for a in map(self._account_of, lanes) if a is not None]
+        return _total(a.counter.usage() for a in accounts) if accounts else None
+
+    def key_uses(self, model_id: int, limits: Limits, now: float) -> list[KeyUse]:
+        """Every provider key of the model: whether it may take a request, what it has used."""
+        model = self._note(model_id, limits, now)
+        self._roll(model, now)
+        uses = []
+        for key, lane in enumerate(model.lanes):
+            block = self._lane_block(model, key, limits, now, 0)
+            account = self._account_of(lane)
+            uses.append(
+                KeyUse(
+                    account=lane.account,
+                    state=READY if block is None else block.state,
+                    reason="" if block is None else block.reason,
+                    until=None if block is None else block.until,
+                    budget=lane.counter.usage(),
+                    account_budget=account.counter.usage() if account is not None else None,
+                )
+            )
+        return uses
 
     def seed_budget(
         self,
@@ -706,12 +920,19 @@ class LiveState:
         what the model's counts went up by is added to its account's.
 
         Counts only ever go up here, so a stale store reading never lets the selector overspend.
+        The store does not know which key sent what: with several keys, each key gets the whole
+        last minute (the safe side) and an even share, rounded up, of today's counts.
         """
         model = self._note(model_id, limits, now)
-        account = self._roll(model, now)
-        raised = model.counter.seed(now, requests_last_minute, requests_today, tokens_today)
-        if account is not None:
-            account.counter.add(now, *raised)
+        self._roll(model, now)
+        keys = len(model.lanes)
+        for lane in model.lanes:
+            raised = lane.counter.seed(
+                now, requests_last_minute, -(-requests_today // keys), -(-tokens_today // keys)
+            )
+            account = self._account_of(lane)
+            if account is not None:
+                account.counter.add(now, *raised)
 
     def restore(
         self,
@@ -723,37 +944,46 @@ class LiveState:
         consecutive_failures: int,
         circuit_opened_at: float | None,
     ) -> None:
-        """Sets the persisted fields (from ModelStore's ModelAvailability); not marked dirty."""
+        """Sets the persisted fields (from ModelStore's ModelAvailability); not marked dirty. A
+        cooldown persisted for a model holds for all its keys."""
         model = self._model(model_id)
         model.cooldown_until = cooldown_until
         model.cooldown_reason = cooldown_reason
         model.cooldown_outcome = cooldown_outcome
+        model.held_by = cooldown_outcome
         model.consecutive_failures = consecutive_failures
         model.circuit_opened_at = circuit_opened_at
         model.failed_trials = 0
         model.blame_after = None
 
+    def _persisted(self, model: _Model) -> _Cooling:
+        """The cooldown that holds the model as a whole: its own, or when every key is cooling
+        the one that ends first, whichever ends later."""
+        found: list[_Cooling] = [model] if model.cooldown_until is not None else []
+        if all(lane.cooldown_until is not None for lane in model.lanes):
+            found.append(min(model.lanes, key=lambda lane: lane.cooldown_until or 0.0))
+        return max(found, key=lambda c: c.cooldown_until or 0.0, default=_Cooling())
+
     def cooldown_outcome(self, model_id: int) -> int:
         """The outcome class of the model's running (or last) cooldown; UNSPECIFIED: none."""
-        return self._model(model_id).cooldown_outcome
+        return self._persisted(self._model(model_id)).cooldown_outcome
 
     def rate_blocked(self, model_id: int, state: int) -> bool:
         """Whether a model in `state` (its availability's) is held back by a provider's limit or
         its own budget, which passes by waiting, rather than by its failures."""
         if state == OUT_OF_BUDGET:
             return True
-        return (
-            state == COOLING_DOWN
-            and self._model(model_id).cooldown_outcome in outcomes.RATE_OUTCOMES
-        )
+        return state == COOLING_DOWN and self._model(model_id).held_by in outcomes.RATE_OUTCOMES
 
     def snapshot(self, model_id: int) -> dict:
-        """The persisted fields, with the same keys as `restore`."""
+        """The persisted fields, with the same keys as `restore`: a key's own cooldown is not
+        persisted unless every key of the model is cooling."""
         model = self._model(model_id)
+        cooling = self._persisted(model)
         return {
-            "cooldown_until": model.cooldown_until,
-            "cooldown_reason": model.cooldown_reason,
-            "cooldown_outcome": model.cooldown_outcome,
+            "cooldown_until": cooling.cooldown_until,
+            "cooldown_reason": cooling.cooldown_reason,
+            "cooldown_outcome": cooling.cooldown_outcome,
             "consecutive_failures": model.consecutive_failures,
             "circuit_opened_at": model.circuit_opened_at,
         }
@@ -762,3 +992,14 @@ class LiveState:
         """Models whose persisted fields changed since the last call (and clears the set)."""
         dirty, self._dirty = self._dirty, set()
         return dirty
+
+
+def _key_id(lane: _Lane) -> str:
+    return lane.account.partition("/")[2] or lane.account
+
+
+def _total(budgets: Iterable[Budget]) -> Budget:
+    total = Budget(0, 0, 0, 0)
+    for budget in budgets:
+        total = total + budget
+    return total

@@ -123,7 +123,7 @@ class Engine:
         self._rng = random.Random(scenario.seed)
         self._loaded_at = self._clock()
         self._positions: dict[tuple[str, str], int] = {}
-        self._budgets: dict[tuple[str, str], _Budget] = {}
+        self._budgets: dict[tuple[str, str, str], _Budget] = {}
         self.models: dict[str, dict[str, ModelSpec]] = {
             name: {m.id: m for m in spec.models} for name, spec in scenario.providers.items()
         }
@@ -159,12 +159,12 @@ class Engine:
     def decide(self, call: Call) -> Decision:
         """What to do with `call`."""
         provider, model = call.provider, call.model
-        script = self.scenario.script_for(provider, model)
+        script = self.scenario.script_for(provider, model).for_key(call.credential)
         profile = self.scenario.profile_for(provider, model)
         now = self._clock()
         delay = script.latency.sample(self._rng)
         quota = script.quota
-        budget = self._budget(provider, model, quota)
+        budget = self._budget(provider, model, quota, call.credential)
 
         def decision(
             behaviour: str | int,
@@ -219,10 +219,14 @@ class Engine:
             return decision(script.error, counted=counted)
         return decision(script.behaviour, counted=counted)
 
-    def _budget(self, provider: str, model: str, quota: Quota | None) -> _Budget | None:
+    def _budget(
+        self, provider: str, model: str, quota: Quota | None, credential: str
+    ) -> _Budget | None:
+        """The budget a request is counted on: each key (credential) has its own, per model or,
+        with `scope: account`, over the provider's models."""
         if quota is None:
             return None
-        key = (provider, "" if quota.scope == "account" else model)
+        key = (provider, "" if quota.scope == "account" else model, credential)
         return self._budgets.setdefault(key, _Budget())
 
 

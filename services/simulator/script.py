@@ -158,7 +158,12 @@ class Stream(_Strict):
 class Script(_Strict):
     """What one simulated model does with each request, in this order of precedence:
     credential refused (`api_key` mismatch → the profile's 401), undeclared model, parameter the
-    profile rejects, outage, next `sequence` entry, quota, `error_rate`, `behaviour`."""
+    profile rejects, outage, next `sequence` entry, quota, `error_rate`, `behaviour`.
+
+    `per_key` replaces the script (not the profile) for requests sent with one of its keys (the
+    credential sent), e.g. `{"sk-b": {"behaviour": 401}}`. Quotas count per key: each credential
+    has its own budget, as the providers count them.
+    """
 
     profile: str | None = None
     latency: Latency = Latency()
@@ -176,8 +181,13 @@ class Script(_Strict):
     api_key: str | None = None
     usage: bool = True
     stream: Stream = Stream()
+    per_key: dict[str, Script] = {}
 
     _check = field_validator("behaviour", "error")(check_behaviour)
+
+    def for_key(self, credential: str) -> Script:
+        """The script for a request sent with `credential`."""
+        return self.per_key.get(credential, self)
 
     @field_validator("profile")
     @classmethod

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from services.common.keys import split_keys
 from services.simulator.environ import Provider
 from services.stack.private import write_private
 
@@ -27,8 +28,11 @@ def merge(real: Mapping[str, str], dotenv: Mapping[str, str]) -> dict[str, str]:
 
 
 def configured_keys(env: Mapping[str, str], providers: tuple[Provider, ...]) -> list[str]:
-    """Names of the provider key variables that hold a value."""
-    return [p.api_key_env for p in providers if p.api_key_env and env.get(p.api_key_env, "")]
+    """Names of the provider key variables that hold at least one key (a variable may list
+    several, separated by commas)."""
+    return [
+        p.api_key_env for p in providers if p.api_key_env and split_keys(env.get(p.api_key_env, ""))
+    ]
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,16 @@ DEMO = Path(__file__).resolve().parents[2] / "services" / "simulator" / "scenari
 
 
 async def chat(
-    http: aiohttp.ClientSession, sim: RunningSimulator, model: str, provider: str = "alpha", **extra
+    http: aiohttp.ClientSession,
+    sim: RunningSimulator,
+    model: str,
+    provider: str = "alpha",
+    key: str = "k",
+    **extra,
 ) -> tuple[int, dict[str, str], dict[str, Any]]:
     body = {"model": model, "messages": [{"role": "user", "content": "Hi"}], **extra}
     url = f"{sim.base_url(provider)}/chat/completions"
-    async with http.post(url, json=body, headers={"Authorization": "Bearer k"}) as response:
+    async with http.post(url, json=body, headers={"Authorization": f"Bearer {key}"}) as response:
         return response.status, dict(response.headers), await response.json()
 
 
@@ -189,6 +194,30 @@ async def test_echo_authorization_and_required_key(sim, http):
     status, _, body = await chat(http, sim, "echo")
     assert (status, body["error"]["message"]) == (401, "[simulated] Invalid API key provided: k")
     assert (await chat(http, sim, "k"))[0] == 401  # the helper sends key "k", not "k2"
+
+
+async def test_each_key_has_its_own_quota_and_may_have_its_own_script(sim, http):
+    sim.set_scripts(
+        {
+            "scripts": {
+                "alpha/q": {
+                    "latency": 0,
+                    "quota": {"per_minute": 1},
+                    "per_key": {"revoked": {"behaviour": 401}},
+                }
+            }
+        }
+    )
+
+    assert [(await chat(http, sim, "q", key=key))[0] for key in ("k1", "k2", "k1", "k2")] == [
+        200,
+        200,
+        429,
+        429,
+    ]
+    status, _, body = await chat(http, sim, "q", key="revoked")
+    assert status == 401
+    assert body["error"]["code"] == "invalid_api_key"
 
 
 async def test_admin_endpoints_replace_scripts_reject_bad_ones_and_reset(sim, http):

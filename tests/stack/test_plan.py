@@ -85,6 +85,15 @@ def test_an_empty_key_in_the_shell_hides_the_dotenv_key(root):
     assert stack.demo
 
 
+def test_a_list_of_keys_is_a_key_and_a_list_of_nothing_is_none(root):
+    listed = build_stack(settings(), {"GROQ_API_KEY": "gsk_one_key,gsk_two_key"}, root=root)
+    assert not listed.demo
+    assert listed.services[0].env["GROQ_API_KEY"] == "gsk_one_key,gsk_two_key"
+
+    blank = build_stack(settings(), {"GROQ_API_KEY": " , "}, root=root, simulator_port=1)
+    assert blank.demo
+
+
 def test_every_service_gets_the_same_addresses(root):
     stack = build_stack(
         settings(

@@ -14,7 +14,7 @@ from services.selector.providers.client import ProviderClient
 from services.selector.providers.errors import MissingCredentials, ProviderError, Scope
 from services.selector.providers.messages import ChatRequest, ChatResult, Message
 from services.selector.providers.rules import daily_reset_zone
-from services.selector.providers.target import Target, resolve_target
+from services.selector.providers.target import Target, resolve_target, resolve_targets
 from services.selector.providers.wire import REASONING_MIN_OUTPUT_TOKENS, output_limit
 
 __all__ = [
@@ -30,4 +30,5 @@ __all__ = [
     "daily_reset_zone",
     "output_limit",
     "resolve_target",
+    "resolve_targets",
 ]
