@@ -23,7 +23,13 @@ MODES = ("error", "refused", "timeout", "rate_limit", "not_found", "slow")
 
 @dataclass(frozen=True)
 class Outage:
-    """A period (seconds from the scenario start) in which a model misbehaves in one way."""
+    """A period (seconds from the scenario start) in which a model misbehaves in one way.
+
+    "rate_limit" with `rpm`: the provider's real per-minute limit falls to `rpm` (another client of
+    the same account spends the rest), and its 429s say truthfully when it takes a request again,
+    as providers document their `retry-after`. Without `rpm`: a `share` of requests, drawn at
+    random, get a 429 with `retry_after` (a fixed wait, whatever the provider could take).
+    """
 
     start: float
     end: float
@@ -31,6 +37,7 @@ class Outage:
     retry_after: float | None = None
     factor: float = 1.0
     share: float = 1.0
+    rpm: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -158,7 +165,9 @@ class World:
         fail_draw, latency_draw = luck.random(), luck.gauss(0.0, 1.0)
         quick = 0.05 + 0.2 * luck.random()
         outage = self._outage(model, now, request.request_id)
-        factor = 1.0
+        factor, rpm = 1.0, model.rpm
+        if outage is not None and outage.mode == "rate_limit" and outage.rpm:
+            rpm, outage = outage.rpm, None
         if outage is not None:
             if outage.mode == "error":
                 return Result(TRANSIENT, quick, 503)
@@ -174,7 +183,7 @@ class World:
         tokens = request.prompt_tokens + model.completion_tokens
         if request.prompt_tokens + model.max_output_tokens > model.context_tokens:
             return Result(BAD_REQUEST, quick, 400)
-        limited = self._quota_block(model, usage, now, tokens)
+        limited = self._quota_block(model, usage, now, tokens, rpm)
         if limited is not None:
             return limited
         if fail_draw < model.failure_rate:
@@ -183,11 +192,11 @@ class World:
         return Result(SUCCESS, latency, 200, tokens=tokens)
 
     def _quota_block(
-        self, model: SimModel, usage: _Usage, now: float, tokens: int
+        self, model: SimModel, usage: _Usage, now: float, tokens: int, rpm: int
     ) -> Result | None:
         retry: float | None = None
-        if model.rpm and len(usage.minute) >= model.rpm:
-            retry = usage.minute[len(usage.minute) - model.rpm] + 60.0 - now
+        if rpm and len(usage.minute) >= rpm:
+            retry = usage.minute[len(usage.minute) - rpm] + 60.0 - now
         elif (model.rpd and usage.today >= model.rpd) or (
             model.tpd and usage.tokens_today + tokens > model.tpd
         ):

@@ -66,6 +66,9 @@ RETRY_WAIT_MARGIN_SECONDS = 10.0
 #: A request waits for capacity at most this share of its deadline in all (a short queue: in a
 #: storm, a prompt that cannot be answered soon is told so with a Retry-After).
 QUEUE_SHARE = 1 / 3
+#: Seconds a waiting request wakes after its window for every second of its age at the window:
+#: of requests waiting for the same window, the newest goes first.
+LIFO_STAGGER = 0.03
 #: Retry delay suggested when nothing says when to come back, in seconds.
 DEFAULT_RETRY_SECONDS = 30.0
 #: Room left for a fallback: at least this many seconds …
@@ -424,14 +427,18 @@ class Conduct:
         if not waits:
             return None
         wait = max(0.0, min(waits))
+        # Newest first (adaptive LIFO): a request wakes later the older it will be at the window,
+        # so of the requests waiting for one window the newest goes first, and in a storm the
+        # capacity that frees goes to the prompts that still have time to spare.
+        wait += 0.01 + LIFO_STAGGER * (now + wait - self.began)
         budget = (self.deadline - self.began) * QUEUE_SHARE
         margin = min(self.conductor.wait_margin_seconds, budget)
         if wait > self.conductor.max_retry_wait_seconds or self.waited + wait > budget:
             return None
         if wait + margin > self.remaining():
             return None
-        self.waited += wait + 0.01
-        return wait + 0.01
+        self.waited += wait
+        return wait
 
     def _share(self, spec: ModelSpec, remaining: float) -> float:
         """The time this attempt may take: the model's timeout within what is left, less the

@@ -308,8 +308,29 @@ def test_a_request_waits_at_most_a_third_of_its_deadline_in_all() -> None:
     assert (conduct.waited, clock.now) == (0.0, T0 + 45.0)
     conduct, answer = ask(conductor, seats, world, deadline=60.0)  # may wait 20 s
     assert isinstance(answer, Outcome)
-    assert 15.0 <= conduct.waited <= 15.1
+    assert 15.0 <= conduct.waited <= 15.5  # the window, and the newest-first stagger (0.03 × 15 s)
     assert world.sent[-1][0] >= T0 + 60.0  # paced by the budget, never over it
+
+
+def test_of_requests_waiting_for_one_window_the_newest_wakes_first() -> None:
+    # A per-minute budget of 1, spent: two requests wait for the same window, one of them 5 s
+    # longer than the other. The newer one wakes first, so in a storm the capacity that frees
+    # goes to a prompt that still has time to spare (adaptive LIFO), not to the oldest.
+    only = spec(1, requests_per_minute=1)
+    clock, conductor, seats = setup(only)
+    ask(conductor, seats, World(clock, {}))
+    clock.now = T0 + 50.0
+    older = conductor.begin(seats, Needs(), deadline=clock.now + 60.0)
+    first_wait = older.next_step()
+    assert isinstance(first_wait, Wait)
+    clock.now = T0 + 55.0
+    newer = conductor.begin(seats, Needs(), deadline=clock.now + 60.0)
+    newer_wait = newer.next_step()
+    assert isinstance(newer_wait, Wait)
+    older_wakes = T0 + 50.0 + first_wait.seconds
+    newer_wakes = T0 + 55.0 + newer_wait.seconds
+    assert T0 + 60.0 <= newer_wakes < older_wakes  # never inside the minute's budget
+    assert older_wakes - newer_wakes < 1.0  # and the older one is not starved: fractions of a second
 
 
 def test_an_open_circuit_is_tried_by_a_probe_never_by_a_users_prompt() -> None:

@@ -155,13 +155,16 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         name="rate_limit_storm",
-        description="a burst of 120 prompts/min for 30 min while groq (Retry-After 30 s) and "
-        "cerebras (no Retry-After) answer most requests with 429",
+        description="a burst of 120 prompts/min for 30 min while another client of the same "
+        "accounts spends most of groq's and cerebras' minute: 6 of their declared 30 requests/min "
+        "are left, beyond them a 429 (groq's with a truthful Retry-After, cerebras' without one)",
         duration_s=2 * HOUR,
         models=_swap(
             CATALOG,
-            _with(GROQ, Outage(0.5 * HOUR, 1.0 * HOUR, "rate_limit", retry_after=30.0, share=0.8)),
-            _with(CEREBRAS, Outage(0.5 * HOUR, 1.0 * HOUR, "rate_limit", share=0.8)),
+            _with(GROQ, Outage(0.5 * HOUR, 1.0 * HOUR, "rate_limit", rpm=6)),
+            _with(
+                CEREBRAS, Outage(0.5 * HOUR, 1.0 * HOUR, "rate_limit", rpm=6), sends_retry_after=False
+            ),
         ),
         workload=Workload(
             rates=((0.0, 0.5 * HOUR, 0.5), (0.5 * HOUR, HOUR, 2.0), (HOUR, 1e9, 0.5))
