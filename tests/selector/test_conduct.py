@@ -330,7 +330,9 @@ def test_of_requests_waiting_for_one_window_the_newest_wakes_first() -> None:
     older_wakes = T0 + 50.0 + first_wait.seconds
     newer_wakes = T0 + 55.0 + newer_wait.seconds
     assert T0 + 60.0 <= newer_wakes < older_wakes  # never inside the minute's budget
-    assert older_wakes - newer_wakes < 1.0  # and the older one is not starved: fractions of a second
+    assert (
+        older_wakes - newer_wakes < 1.0
+    )  # and the older one is not starved: fractions of a second
 
 
 def test_an_open_circuit_is_tried_by_a_probe_never_by_a_users_prompt() -> None:

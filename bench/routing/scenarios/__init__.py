@@ -163,7 +163,9 @@ SCENARIOS: tuple[Scenario, ...] = (
             CATALOG,
             _with(GROQ, Outage(0.5 * HOUR, 1.0 * HOUR, "rate_limit", rpm=6)),
             _with(
-                CEREBRAS, Outage(0.5 * HOUR, 1.0 * HOUR, "rate_limit", rpm=6), sends_retry_after=False
+                CEREBRAS,
+                Outage(0.5 * HOUR, 1.0 * HOUR, "rate_limit", rpm=6),
+                sends_retry_after=False,
             ),
         ),
         workload=Workload(
