@@ -4,7 +4,6 @@ PostgreSQL; timings only as bounds)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -14,6 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from aiselector.v1 import common_pb2, model_store_pb2, selector_pb2
+from tests.fakes import eventually
 from tests.stacks import ADMIN_TOKEN, provider_key
 
 MODELS = ("alpha/m1", "beta/m1", "gamma/m1")
@@ -42,15 +42,13 @@ async def _stored_attempts(stack, count: int) -> None:
     store = stack.store_stub()
     request = model_store_pb2.GetModelStatisticsRequest()
     request.start_time.FromSeconds(int(time.time()) - 7200)
-    async with asyncio.timeout(10):
-        while True:
-            stats = await store.GetModelStatistics(request, timeout=5)
-            stored = sum(
-                c.count for s in stats.statistics for b in s.buckets for c in b.outcome_counts
-            )
-            if stored >= count:
-                return
-            await asyncio.sleep(0.05)
+
+    async def stored() -> bool:
+        stats = await store.GetModelStatistics(request, timeout=5)
+        counts = (c.count for s in stats.statistics for b in s.buckets for c in b.outcome_counts)
+        return sum(counts) >= count
+
+    await eventually(stored, timeout=10, what=f"{count} attempts in ModelStore", interval=0.05)
 
 
 async def _model_stats(stack, name: str) -> selector_pb2.ModelStats:
@@ -172,11 +170,13 @@ async def test_an_outage_opens_the_circuit_and_a_probe_brings_the_model_back(mak
         circuit_open_seconds=0.4,
         circuit_max_open_seconds=0.8,
     )
-    async with asyncio.timeout(20):
-        while not [e for e in stack.requests_to("alpha") if e["status"] == 200]:
-            reply = await stack.ask(model_name="alpha/m1")
-            assert reply.success
-            await asyncio.sleep(0.05)
+
+    async def alpha_answered() -> bool:
+        reply = await stack.ask(model_name="alpha/m1")  # a user's prompt, answered either way
+        assert reply.success
+        return any(e["status"] == 200 for e in stack.requests_to("alpha"))
+
+    await eventually(alpha_answered, timeout=20, what="alpha answering again", interval=0.05)
     # Users met the outage only until the circuit opened; the recovery trials came from probes.
     log = stack.requests_to("alpha")
     probe_tokens = stack.settings.get("probe_max_output_tokens", 16)
@@ -313,15 +313,14 @@ async def test_model_store_down_loses_nothing(make_stack):
         assert reply.success
     await stack.start_store()
     store = stack.store_stub()
-    async with asyncio.timeout(15):
-        while True:
-            page = await store.ListPromptHistory(
-                model_store_pb2.ListPromptHistoryRequest(user_id="during", page_size=100),
-                timeout=5,
-            )
-            if len(page.records) == 10:
-                break
-            await asyncio.sleep(0.2)
+
+    async def all_ten_stored() -> bool:
+        page = await store.ListPromptHistory(
+            model_store_pb2.ListPromptHistoryRequest(user_id="during", page_size=100), timeout=5
+        )
+        return len(page.records) == 10
+
+    await eventually(all_ten_stored, timeout=15, what="the 10 spooled prompts", interval=0.2)
     request = model_store_pb2.GetModelStatisticsRequest()
     request.start_time.FromSeconds(int(time.time()) - 7200)
     stats = await store.GetModelStatistics(request, timeout=5)
