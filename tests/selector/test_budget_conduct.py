@@ -6,13 +6,13 @@ a model's tokens-per-minute limit is never sent to it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import grpc
 import pytest
 
 from aiselector.v1 import common_pb2, model_store_pb2, selector_pb2
+from tests.fakes import eventually
 from tests.selector.test_conduct_on_the_stack import _details, _model_stats
 
 # alpha serves two models on one key; the account allows 3 requests a minute over both.
@@ -27,13 +27,14 @@ async def _alpha_requests_stored(stack, count: int) -> None:
     request.start_time.FromSeconds(int(time.time()) - 3600)
     names = await store.ListModels(model_store_pb2.ListModelsRequest(), timeout=5)
     alphas = {m.id for m in names.models if m.provider == "alpha"}
-    async with asyncio.timeout(10):
-        while True:
-            stats = await store.GetModelStatistics(request, timeout=5)
-            stored = sum(s.requests_last_minute for s in stats.statistics if s.model_id in alphas)
-            if stored >= count:
-                return
-            await asyncio.sleep(0.05)
+
+    async def stored() -> bool:
+        stats = await store.GetModelStatistics(request, timeout=5)
+        return (
+            sum(s.requests_last_minute for s in stats.statistics if s.model_id in alphas) >= count
+        )
+
+    await eventually(stored, timeout=10, what=f"{count} of alpha's requests in ModelStore")
 
 
 async def test_an_account_budget_holds_across_the_models_of_the_account(make_stack):
