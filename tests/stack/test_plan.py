@@ -23,6 +23,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def settings(**overrides: object) -> StackSettings:
+    overrides.setdefault("selector_replicas", 1)
     return StackSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
 
 
