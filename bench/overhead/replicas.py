@@ -49,6 +49,29 @@ async def database_writes(database_url: str) -> dict[str, int]:
     }
 
 
+_SIZES = """
+SELECT (SELECT count(*) FROM prompt_history) AS prompts,
+       pg_total_relation_size('prompt_history') AS history_bytes,
+       (SELECT count(*) FROM model_attempts) AS attempts,
+       pg_total_relation_size('model_attempts') AS attempts_bytes
+"""
+
+
+async def bytes_per_prompt(database_url: str) -> dict[str, float]:
+    """Disk per recorded prompt (table, indexes, TOAST) of the history and of the attempts."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            row = (await connection.execute(text(_SIZES))).one()
+    finally:
+        await engine.dispose()
+    return {
+        "prompt_history": round(row.history_bytes / max(1, row.prompts)),
+        "model_attempts": round(row.attempts_bytes / max(1, row.prompts)),
+        "prompts": int(row.prompts),
+    }
+
+
 def cpu_seconds(stack: RunningStack) -> dict[str, float]:
     """CPU seconds used so far by each process of the stack (every replica apart)."""
     seconds = {name: procs.cpu_seconds(stack.pid(name)) for name in stack.children}
@@ -135,6 +158,7 @@ async def measure(
     """Every run: for each replica count a fresh stack, each concurrency on it."""
     runs: list[dict[str, Any]] = []
     memories: dict[str, dict[str, float]] = {}
+    sizes: dict[str, float] = {}
     for replicas in replica_counts:
         folder = Path(tempfile.mkdtemp(prefix="aiselector-replicas-"))
         try:
@@ -147,6 +171,7 @@ async def measure(
                     run = await one_run(stack, requests, concurrency)
                     runs.append({"replicas": replicas, "concurrency": concurrency, **run})
                 memories[str(replicas)] = memory(stack)
+                sizes = await bytes_per_prompt(stack.database_url())
             finally:
                 await stack.stop()
         finally:
@@ -161,6 +186,8 @@ async def measure(
         "runs": runs,
         "memory_mb": memories,
         "selector_plus_store_mb": round(first["selector"] + first["model_store"], 1),
+        # The run's own prompts, with their attempts (the last stack's): history growth per day.
+        "bytes_per_prompt": sizes,
         "prompts_per_second_one_replica": per_replica["requests_per_second"],
         "projection": projection(best, replicas=max(1, PROJECTED_CORES // 2)),
     }
@@ -210,6 +237,16 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "",
             )
         )
+    sizes = results["bytes_per_prompt"]
+    out.append(
+        (
+            "disk per prompt: history + attempts, bytes",
+            f"{sizes['prompt_history']} + {sizes['model_attempts']} "
+            f"(over {sizes['prompts']:,} recorded prompts)",
+            "",
+            "",
+        )
+    )
     projected = results["projection"]
     out.append(
         (
