@@ -11,7 +11,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from services.bot.config import BotSettings
-from services.common.channels import CHANNEL_OPTIONS
+from services.common.channels import channel_options
 from services.data.settings import DataSettings
 from services.health.settings import HealthSettings
 from services.selector.settings import SelectorSettings
@@ -171,6 +171,9 @@ def test_the_health_worker_and_the_bot_balance_over_every_selector_replica(compo
     for name in ("health", "bot"):
         address = compose["services"][name]["environment"]["SELECTOR_ADDRESS"]
         assert address == "dns:///selector:50051", name
-    # The channels of our services balance round robin over every address of a target.
-    service_config = json.loads(dict(CHANNEL_OPTIONS)["grpc.service_config"])
-    assert service_config == {"loadBalancingConfig": [{"round_robin": {}}]}
+    # The channels of our services balance round robin over every address of such a target
+    # (and of make run's `ipv4:a,b`); a single host:port keeps gRPC's pick_first.
+    for target in ("dns:///selector:50051", "ipv4:127.0.0.1:50051,127.0.0.1:50061"):
+        service_config = json.loads(dict(channel_options(target))["grpc.service_config"])
+        assert service_config == {"loadBalancingConfig": [{"round_robin": {}}]}
+    assert "grpc.service_config" not in dict(channel_options("127.0.0.1:50051"))
