@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bench.overhead import load, procs
+from bench.overhead import history, load, procs
 from bench.overhead.stack import RunningStack, start
 
 PROJECTED_CORES = 16
@@ -83,13 +83,12 @@ def cpu_seconds(stack: RunningStack) -> dict[str, float]:
 async def one_run(stack: RunningStack, requests: int, concurrency: int) -> dict[str, Any]:
     """`requests` ProcessPrompts at `concurrency`; throughput, CPU per request, writes."""
     database_url = stack.database_url()
+    rows_before = await history.count_rows(database_url)
     cpu_before = cpu_seconds(stack)
     writes_before = await database_writes(database_url)
     run = await load.measure_throughput(stack, requests, concurrency)
     cpu_after = cpu_seconds(stack)
-    # The Selectors hand their records over every 0.25 s: wait for the last batches.
-    await load_settled(stack)
-    writes_after = await database_writes(database_url)
+    writes_after = await settled_writes(database_url, rows_before, requests, writes_before)
     # The records' writes settle after the run; the commits counted include the ones made while
     # waiting for them, and the few made by the counter queries themselves (three per reading).
     per_request = {
@@ -107,10 +106,31 @@ async def one_run(stack: RunningStack, requests: int, concurrency: int) -> dict[
     }
 
 
-async def load_settled(stack: RunningStack, seconds: float = 1.0) -> None:
-    """Gives the Selectors' record batches time to reach PostgreSQL."""
-    del stack
-    await asyncio.sleep(seconds)
+async def settled_writes(
+    database_url: str,
+    rows_before: dict[str, int],
+    requests: int,
+    before: dict[str, int],
+    timeout: float = 20.0,
+) -> dict[str, int]:
+    """PostgreSQL's counters once the run's records are in and counted.
+
+    The Selectors hand their records over every 0.25 s, and a PostgreSQL backend reports its
+    counters to `pg_stat_database` every second or, once idle, up to 10 s later: wait until both
+    tables hold the run's `requests` rows more and the counters show at least as many inserted
+    (or `timeout`).
+    """
+    await history.wait_for_rows(database_url, min(rows_before.values()) + requests, timeout)
+    stored = await history.count_rows(database_url)
+    inserted = sum(stored.values()) - sum(rows_before.values())
+    deadline = time.monotonic() + timeout
+    while True:
+        after = await database_writes(database_url)
+        if after["rows_inserted"] - before["rows_inserted"] >= inserted:
+            return after
+        if time.monotonic() > deadline:
+            return after
+        await asyncio.sleep(0.5)
 
 
 def memory(stack: RunningStack) -> dict[str, float]:
