@@ -19,7 +19,11 @@ at once), ModelStore on a fresh embedded PostgreSQL, the Selector and Envoy. Mea
   (target: ≤ 3 ms added to the first token, median); complete streams per second through Envoy
   at the same concurrency;
 - cost of history: the added-latency run again after loading a large history (prompt_history and
-  model_attempts rows, INSERT … SELECT generate_series) into the ModelStore's database.
+  model_attempts rows, INSERT … SELECT generate_series) into the ModelStore's database;
+- replicas (bench/overhead/replicas.py): throughput through Envoy with 1 and with N Selector
+  replicas (fresh stacks, the same client, concurrency 32 and 64), the CPU milliseconds per
+  request of every process, PostgreSQL's commits and rows written per prompt, each replica's
+  peak RSS, and a projection for a 16-core machine.
 
 The latency runs stop at the first failed request; the throughput runs count failures.
 Prints one table and writes JSON (default bench/results/overhead.json).
@@ -50,6 +54,14 @@ def main() -> None:
     parser.add_argument("--throughput-requests", type=int, help=f"({defaults.throughput_requests})")
     parser.add_argument("--concurrency", type=int, help=f"({defaults.concurrency})")
     parser.add_argument("--history-rows", type=int, help=f"({defaults.history_rows:,})")
+    parser.add_argument(
+        "--replicas",
+        help="Selector replica counts to compare, e.g. 1,4 "
+        f"({','.join(map(str, defaults.replica_counts))})",
+    )
+    parser.add_argument(
+        "--replica-requests", type=int, help=f"per replica run ({defaults.replica_requests})"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     plan = QUICK if args.quick else defaults
@@ -58,6 +70,10 @@ def main() -> None:
         "throughput_requests": args.throughput_requests,
         "concurrency": args.concurrency,
         "history_rows": args.history_rows,
+        "replica_requests": args.replica_requests,
+        "replica_counts": tuple(int(n) for n in args.replicas.split(","))
+        if args.replicas
+        else None,
     }
     plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     asyncio.run(run(plan, args.out, partial(print, flush=True)))

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.overhead.replicas import rows as replica_rows
+
 # Targets of issues 9 and 14 on a 2-core machine. `chat_minus_process_ms`: the median added
 # latency of `/v1/chat/completions` at most this much above ProcessPrompt's (faster is fine).
 TARGETS = {
@@ -19,6 +21,9 @@ TARGETS = {
     "stream_added_first_token_median_ms": 3.0,
     "stream_errors": 0,
     "key_check_added_median_ms": 0.3,
+    # Issue 16: every replica run without an error; one Selector + ModelStore within 110 MB.
+    "replica_errors": 0,
+    "replica_selector_plus_store_mb": 110.0,
 }
 
 
@@ -45,6 +50,11 @@ def verdicts(results: dict[str, Any]) -> dict[str, bool]:
         "stream_errors": streaming["throughput"]["errors"] == TARGETS["stream_errors"],
         "key_check_added_median_ms": results["client_keys"]["added_paired"]["median_ms"]
         <= TARGETS["key_check_added_median_ms"],
+        "replica_errors": all(
+            run["errors"] == TARGETS["replica_errors"] for run in results["replicas"]["runs"]
+        ),
+        "replica_selector_plus_store_mb": results["replicas"]["selector_plus_store_mb"]
+        <= TARGETS["replica_selector_plus_store_mb"],
     }
 
 
@@ -164,6 +174,16 @@ def table(results: dict[str, Any]) -> list[str]:
             " / ".join(f"{alone[k]:.1f}" for k in ("median_us", "p95_us", "p99_us")),
             "",
             "",
+        )
+    )
+    rows += replica_rows(results["replicas"])
+    scaled = results["replicas"]
+    rows.append(
+        (
+            "peak RSS per replica: Selector + ModelStore, MB",
+            f"{scaled['selector_plus_store_mb']:.0f}",
+            "≤110",
+            _mark(met["replica_selector_plus_store_mb"]),
         )
     )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.overhead import chat, history, keys, load, procs, report
+from bench.overhead import chat, history, keys, load, procs, replicas, report
 from bench.overhead.stack import (
     CHUNK_DELAY_SECONDS,
     FIRST_TOKEN_DELAY_SECONDS,
@@ -20,6 +20,7 @@ from bench.overhead.stack import (
     RunningStack,
     start,
 )
+from services.stack.settings import default_replicas
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class Plan:
     history_rows: int = 1_000_000
     warm_up_requests: int = 100
     quick: bool = False
+    # Throughput through Envoy with each number of Selector replicas (bench.overhead.replicas):
+    # one, and one per two cores but at least two; at each concurrency.
+    replica_counts: tuple[int, ...] = (1, max(2, default_replicas(os.cpu_count())))
+    replica_concurrencies: tuple[int, ...] = (32, 64)
+    replica_requests: int = 3000
 
 
 QUICK = Plan(
@@ -40,6 +46,9 @@ QUICK = Plan(
     history_rows=10_000,
     warm_up_requests=10,
     quick=True,
+    replica_counts=(2,),
+    replica_concurrencies=(32,),
+    replica_requests=100,
 )
 # Seconds the Selector gets to deliver its buffered records to ModelStore after the load.
 RECORD_WAIT_SECONDS = 30.0
@@ -179,6 +188,13 @@ async def run(plan: Plan, out: Path, say: Any = print) -> dict[str, Any]:
             await stack.stop()
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, True)
+    measured["replicas"] = await replicas.measure(
+        list(plan.replica_counts),
+        list(plan.replica_concurrencies),
+        plan.replica_requests,
+        plan.warm_up_requests,
+        say,
+    )
     results: dict[str, Any] = {
         "benchmark": "overhead",
         "quick": plan.quick,
@@ -188,6 +204,9 @@ async def run(plan: Plan, out: Path, say: Any = print) -> dict[str, Any]:
             "throughput_requests": plan.throughput_requests,
             "concurrency": plan.concurrency,
             "history_rows": plan.history_rows,
+            "replica_counts": list(plan.replica_counts),
+            "replica_concurrencies": list(plan.replica_concurrencies),
+            "replica_requests": plan.replica_requests,
         },
         "startup_seconds": {k: round(v, 3) for k, v in stack.ready_seconds.items()},
         **measured,

@@ -27,6 +27,7 @@ from services.stack.plan import (
     SELECTOR_SERVICE,
     envoy_binary,
     free_port,
+    replica_name,
 )
 from services.stack.readiness import GrpcServing, HttpOk, Readiness, TcpOpen
 from services.stack.supervisor import Child, ServiceSpec, Supervisor
@@ -84,6 +85,12 @@ class Addresses:
     envoy_admin_port: int = field(default_factory=free_port)
     selector_metrics_port: int = field(default_factory=free_port)
     model_store_metrics_port: int = field(default_factory=free_port)
+    # Replicas after the first (bench.overhead.replicas): (gRPC port, metrics port) each.
+    more_selectors: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def selector_ports(self) -> list[int]:
+        return [self.selector_port, *(port for port, _ in self.more_selectors)]
 
     @property
     def simulator_url(self) -> str:
@@ -137,6 +144,11 @@ class RunningStack:
     def pid(self, name: str) -> int:
         return self.children[name].pid
 
+    @property
+    def selector_names(self) -> list[str]:
+        """The Selector replicas' process names: `selector`, `selector-2`, …"""
+        return [name for name in self.children if name.startswith("selector")]
+
     async def stop(self) -> None:
         """Stops every process, the last started first."""
         await self.supervisor.stop_all()
@@ -169,12 +181,17 @@ def environment(folder: Path, addresses: Addresses) -> dict[str, str]:
     return env
 
 
-def specs(folder: Path, addresses: Addresses) -> list[tuple[str, list[str], Readiness]]:
-    """(name, command, readiness) of each process, in start order."""
+Spec = tuple[str, list[str], Readiness, dict[str, str]]
+
+
+def specs(folder: Path, addresses: Addresses) -> list[Spec]:
+    """(name, command, readiness, own environment) of each process, in start order."""
     python = sys.executable
+    selectors = [f"127.0.0.1:{port}" for port in addresses.selector_ports]
+    metrics = [addresses.selector_metrics_port, *(port for _, port in addresses.more_selectors)]
     envoy_config = write(
         EnvoyConfig(
-            selector_address=f"127.0.0.1:{addresses.selector_port}",
+            selector_address=",".join(selectors),
             listen_port=addresses.envoy_port,
             admin_port=addresses.envoy_admin_port,
         ),
@@ -193,16 +210,22 @@ def specs(folder: Path, addresses: Addresses) -> list[tuple[str, list[str], Read
                 str(addresses.simulator_port),
             ],
             TcpOpen("127.0.0.1", addresses.simulator_port),
+            {},
         ),
         (
             "data",
             [python, "-m", "services.data"],
             GrpcServing(f"127.0.0.1:{addresses.model_store_port}", MODEL_STORE_SERVICE),
+            {},
         ),
-        (
-            "selector",
-            [python, "-m", "services.selector"],
-            GrpcServing(f"127.0.0.1:{addresses.selector_port}", SELECTOR_SERVICE),
+        *(
+            (
+                replica_name(k),
+                [python, "-m", "services.selector"],
+                GrpcServing(address, SELECTOR_SERVICE),
+                {"SELECTOR_LISTEN_ADDRESS": address, "SELECTOR_METRICS_PORT": str(metrics[k])},
+            )
+            for k, address in enumerate(selectors)
         ),
         (
             "envoy",
@@ -217,28 +240,36 @@ def specs(folder: Path, addresses: Addresses) -> list[tuple[str, list[str], Read
                 "1000",
             ],
             HttpOk(f"http://127.0.0.1:{addresses.envoy_admin_port}/ready"),
+            {},
         ),
     ]
 
 
-async def start(folder: Path) -> RunningStack:
-    """Writes the catalog and scenario into `folder` and starts the processes one after another.
+async def start(folder: Path, replicas: int = 1) -> RunningStack:
+    """Writes the catalog and scenario into `folder` and starts the processes one after another,
+    with `replicas` Selectors behind Envoy.
 
     `ready_seconds` holds each service's time from spawn to ready and `total`, the time from the
     first spawn until the last service is ready (gRPC health SERVING for ModelStore and Selector).
     """
     (folder / "catalog.yaml").write_text(yaml.safe_dump(catalog()), encoding="utf-8")
     (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario()), encoding="utf-8")
-    addresses = Addresses()
+    more = tuple((free_port(), free_port()) for _ in range(replicas - 1))
+    addresses = Addresses(more_selectors=more)
     env = environment(folder, addresses)
     supervisor = Supervisor(folder / "logs", poll_seconds=0.02)
     stack = RunningStack(folder, addresses, supervisor, {}, {})
     began = time.monotonic()
     try:
-        for name, argv, ready in specs(folder, addresses):
+        for name, argv, ready, own in specs(folder, addresses):
             step = time.monotonic()
             spec = ServiceSpec(
-                name, argv, ready, env, cwd=folder, ready_timeout_seconds=START_TIMEOUT_SECONDS
+                name,
+                argv,
+                ready,
+                {**env, **own},
+                cwd=folder,
+                ready_timeout_seconds=START_TIMEOUT_SECONDS,
             )
             stack.children[name] = await supervisor.start(spec)
             stack.ready_seconds[name] = time.monotonic() - step

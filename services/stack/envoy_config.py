@@ -22,6 +22,8 @@ DEADLINE_MARGIN_SECONDS = 5.0
 class EnvoyConfig:
     """Everything that differs between a test, `make run` and compose."""
 
+    # The Selector replicas: one `host:port`, or several separated by commas, one endpoint each;
+    # a name resolving to several addresses (compose's `selector`) is one endpoint per address.
     selector_address: str
     descriptor_path: Path = DESCRIPTOR
     web_dir: Path = WEB_DIR
@@ -42,6 +44,20 @@ class EnvoyConfig:
     idle_timeout_seconds: float = 60.0
     # Retry-After, in seconds, on Envoy's own 503s (circuit breaker overflow, overload).
     overload_retry_after_seconds: int = 5
+    # Replicas (docs/adr/0015): retries of a request no replica accepted, at most this many at
+    # once over the cluster; gRPC health checks; how long an ejected replica stays out at first.
+    num_retries: int = 2
+    max_retries: int = 64
+    health_check_interval_seconds: float = 1.0
+    health_check_timeout_seconds: float = 2.0
+    health_check_no_traffic_interval_seconds: float = 2.0
+    base_ejection_seconds: float = 5.0
+
+    @property
+    def selector_addresses(self) -> tuple[str, ...]:
+        """Each `host:port` of `selector_address`, in order, without duplicates."""
+        parts = [part.strip() for part in self.selector_address.split(",")]
+        return tuple(dict.fromkeys(part for part in parts if part))
 
     @property
     def route_timeout(self) -> str:
@@ -62,9 +78,23 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _endpoints(addresses: tuple[str, ...]) -> str:
+    """The cluster's `lb_endpoints` items, one per address."""
+    if not addresses:
+        raise ValueError("selector_address: expected at least one host:port")
+    lines = []
+    for address in addresses:
+        host, port = split_address(address)
+        lines += [
+            "              - endpoint:",
+            "                  address:",
+            f"                    socket_address: {{address: {host}, port_value: {port}}}",
+        ]
+    return "\n".join(lines)
+
+
 def render(config: EnvoyConfig, template: Path = TEMPLATE) -> str:
     """The Envoy YAML for `config`."""
-    selector_host, selector_port = split_address(config.selector_address)
     values = {k: str(v) for k, v in asdict(config).items()}
     values.update(
         descriptor_path=str(Path(config.descriptor_path).absolute()),
@@ -74,8 +104,11 @@ def render(config: EnvoyConfig, template: Path = TEMPLATE) -> str:
         request_timeout=_duration(config.request_timeout_seconds),
         idle_timeout=_duration(config.idle_timeout_seconds),
         overload_retry_after=str(config.overload_retry_after_seconds),
-        selector_host=selector_host,
-        selector_port=str(selector_port),
+        selector_endpoints=_endpoints(config.selector_addresses),
+        health_check_interval=_duration(config.health_check_interval_seconds),
+        health_check_timeout=_duration(config.health_check_timeout_seconds),
+        health_check_no_traffic_interval=_duration(config.health_check_no_traffic_interval_seconds),
+        base_ejection_time=_duration(config.base_ejection_seconds),
     )
     return string.Template(template.read_text(encoding="utf-8")).substitute(values)
 
@@ -91,7 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     """Command line used by the Dockerfile: render the config for a container."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--selector-address", default="127.0.0.1:50051")
+    parser.add_argument(
+        "--selector-address",
+        default="127.0.0.1:50051",
+        help="host:port of the Selector, several separated by commas, or a name DNS resolves "
+        "to every replica",
+    )
     parser.add_argument("--descriptor", type=Path, default=DESCRIPTOR)
     parser.add_argument("--web-dir", type=Path, default=WEB_DIR)
     parser.add_argument("--listen-host", default="127.0.0.1")

@@ -16,7 +16,7 @@ from services.stack import environment
 from services.stack.envoy_config import DESCRIPTOR, EnvoyConfig, split_address, write
 from services.stack.instance import Listener
 from services.stack.readiness import GrpcServing, HttpOk, Readiness, TcpOpen
-from services.stack.settings import StackSettings
+from services.stack.settings import REPLICA_PORT_STEP, StackSettings
 from services.stack.supervisor import ServiceSpec
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -37,6 +37,8 @@ class Stack:
     # Whether requests need a client key: `open` (until the first key exists), `required`,
     # `anonymous` (ALLOW_ANONYMOUS=true); and why.
     client_keys: tuple[str, str] = ("open", "")
+    # The Selector replicas' addresses, as the services on this machine reach them.
+    selectors: tuple[str, ...] = ()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -52,6 +54,36 @@ def local_address(address: str) -> str:
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     return f"{host}:{port}"
+
+
+def replica_address(address: str, index: int) -> str:
+    """`address` with its port moved up by REPLICA_PORT_STEP for each replica before `index`."""
+    host, port = split_address(address)
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port + REPLICA_PORT_STEP * index}"
+
+
+def replica_name(index: int) -> str:
+    """`selector` for the first replica (its log stays `selector.log`), then `selector-2`, …"""
+    return "selector" if index == 0 else f"selector-{index + 1}"
+
+
+def client_target(addresses: tuple[str, ...]) -> str:
+    """A gRPC target reaching every address: `host:port` for one, `ipv4:a:p,b:q` for several.
+
+    The channels of our services balance round robin over it (services/common/channels.py), so a
+    dead replica is skipped. A host name is resolved here: gRPC lists only IP addresses.
+    """
+    if len(addresses) == 1:
+        return addresses[0]
+    resolved = []
+    for address in addresses:
+        host, port = split_address(address)
+        family, *_, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        ip = sockaddr[0]
+        resolved.append(f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}")
+    scheme = "ipv6" if resolved[0].startswith("[") else "ipv4"
+    return f"{scheme}:{','.join(resolved)}"
 
 
 def data_folder(settings: StackSettings, root: Path = ROOT) -> Path:
@@ -80,12 +112,14 @@ def build_stack(
     demo = not environment.configured_keys(env, providers)
     services: list[ServiceSpec] = []
 
-    def spec(name: str, argv: list[str], ready: Readiness) -> ServiceSpec:
+    def spec(
+        name: str, argv: list[str], ready: Readiness, own: Mapping[str, str] | None = None
+    ) -> ServiceSpec:
         return ServiceSpec(
             name=name,
             argv=argv,
             ready=ready,
-            env=env,
+            env=env if own is None else {**env, **own},
             cwd=root,
             ready_timeout_seconds=settings.stack_start_timeout_seconds,
         )
@@ -98,13 +132,22 @@ def build_stack(
     admin = environment.admin_token(env, data_dir / "admin_token")
     model_store = settings.model_store_listen_address
     selector = settings.selector_listen_address
+    listens = tuple(replica_address(selector, k) for k in range(settings.replicas))
+    selectors = tuple(local_address(address) for address in listens)
+    metrics_ports = tuple(
+        settings.selector_metrics_port + REPLICA_PORT_STEP * k
+        if settings.selector_metrics_port
+        else 0
+        for k in range(settings.replicas)
+    )
     env.update(
         ADMIN_API_TOKEN=admin.value,
         DATA_DIR=str(data_dir),
         MODEL_STORE_LISTEN_ADDRESS=model_store,
         MODEL_STORE_ADDRESS=local_address(model_store),
         SELECTOR_LISTEN_ADDRESS=selector,
-        SELECTOR_ADDRESS=local_address(selector),
+        # The health worker and the bot balance over every replica (ADR 15).
+        SELECTOR_ADDRESS=client_target(selectors),
         REQUEST_DEADLINE_SECONDS=f"{settings.request_deadline_seconds:g}",
         ENVOY_LISTEN_HOST=settings.envoy_listen_host,
         SELECTOR_METRICS_PORT=str(settings.selector_metrics_port),
@@ -120,7 +163,7 @@ def build_stack(
     )
     envoy_config = write(
         EnvoyConfig(
-            selector_address=local_address(selector),
+            selector_address=",".join(selectors),
             descriptor_path=root / DESCRIPTOR.relative_to(ROOT),
             listen_host=settings.envoy_listen_host,
             listen_port=settings.envoy_port,
@@ -135,10 +178,17 @@ def build_stack(
             [python, "-m", "services.data"],
             GrpcServing(local_address(model_store), MODEL_STORE_SERVICE),
         ),
-        spec(
-            "selector",
-            [python, "-m", "services.selector"],
-            GrpcServing(local_address(selector), SELECTOR_SERVICE),
+        *(
+            spec(
+                replica_name(k),
+                [python, "-m", "services.selector"],
+                GrpcServing(selectors[k], SELECTOR_SERVICE),
+                {
+                    "SELECTOR_LISTEN_ADDRESS": listens[k],
+                    "SELECTOR_METRICS_PORT": str(metrics_ports[k]),
+                },
+            )
+            for k in range(settings.replicas)
         ),
         spec(
             "health",
@@ -161,7 +211,12 @@ def build_stack(
         ),
     ]
     metrics = {
-        "SELECTOR_METRICS_PORT": settings.selector_metrics_port,
+        **{
+            f"SELECTOR_METRICS_PORT (+{REPLICA_PORT_STEP * k}, replica {k + 1})"
+            if k
+            else "SELECTOR_METRICS_PORT": port
+            for k, port in enumerate(metrics_ports)
+        },
         "MODEL_STORE_METRICS_PORT": settings.model_store_metrics_port,
         "HEALTH_METRICS_PORT": settings.health_metrics_port,
     }
@@ -176,7 +231,15 @@ def build_stack(
         metrics["BOT_METRICS_PORT"] = settings.bot_metrics_port
     listeners = (
         Listener("MODEL_STORE_LISTEN_ADDRESS", *split_address(model_store)),
-        Listener("SELECTOR_LISTEN_ADDRESS", *split_address(selector)),
+        *(
+            Listener(
+                f"SELECTOR_LISTEN_ADDRESS (+{REPLICA_PORT_STEP * k}, replica {k + 1})"
+                if k
+                else "SELECTOR_LISTEN_ADDRESS",
+                *split_address(address),
+            )
+            for k, address in enumerate(listens)
+        ),
         Listener("ENVOY_PORT", settings.envoy_listen_host, settings.envoy_port),
         Listener("ENVOY_ADMIN_PORT", "127.0.0.1", settings.envoy_admin_port),
         *(Listener(name, settings.metrics_host, port) for name, port in metrics.items() if port),
@@ -190,6 +253,7 @@ def build_stack(
         data_dir / "logs",
         listeners,
         client_keys_mode(env.get("ALLOW_ANONYMOUS", ""), settings.envoy_listen_host, selector),
+        selectors,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -16,6 +17,10 @@ class StackSettings(ServiceSettings):
     catalog_path: Path = Path("catalog.yaml")
     model_store_listen_address: str = "127.0.0.1:50052"
     selector_listen_address: str = "127.0.0.1:50051"
+    # Selector processes behind Envoy (docs/adr/0015); unset: one per two cores, at least one.
+    # Replica k (from 0) listens on SELECTOR_LISTEN_ADDRESS's port + 10·k and serves its metrics
+    # on SELECTOR_METRICS_PORT + 10·k.
+    selector_replicas: int | None = Field(None, ge=1, le=64)
     request_deadline_seconds: float = Field(60.0, gt=0)
     # Envoy's public listener: loopback by default for a local run; 0.0.0.0 to expose it.
     envoy_listen_host: str = "127.0.0.1"
@@ -33,3 +38,19 @@ class StackSettings(ServiceSettings):
     # many times within the window; one more death there stops the whole stack.
     stack_restart_limit: int = Field(5, ge=0)
     stack_restart_window_seconds: float = Field(300.0, gt=0)
+
+    @property
+    def replicas(self) -> int:
+        """SELECTOR_REPLICAS, or one per two cores of this machine (at least one)."""
+        return self.selector_replicas or default_replicas(os.cpu_count())
+
+
+# Replica k listens on the first replica's port + REPLICA_PORT_STEP·k (its metrics likewise), so
+# that ModelStore's port next to the Selector's (50051, 50052) stays free.
+REPLICA_PORT_STEP = 10
+
+
+def default_replicas(cores: int | None) -> int:
+    """One Selector per two cores, at least one: the other half is for Envoy, ModelStore,
+    PostgreSQL and the simulator (measured in `make bench-overhead`, docs/adr/0015)."""
+    return max(1, (cores or 1) // 2)

@@ -34,7 +34,7 @@ def test_quick_run_prints_the_table_and_writes_every_metric(tmp_path: Path) -> N
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -50,6 +50,11 @@ def test_quick_run_prints_the_table_and_writes_every_metric(tmp_path: Path) -> N
         "errors in the stream throughput run",
         "client key check added, paired, ms",
         "client key check alone (warm cache), µs",
+        "replicas 2, c=32, n=100",
+        "CPU ms/request: selectors / data / postgres / envoy / sim / client",
+        "PostgreSQL per prompt: commits / rows inserted / updated",
+        "peak RSS per replica: Selector + ModelStore, MB",
+        "projected, 16 cores, 8 replicas",
     ):
         assert label in done.stdout
 
@@ -65,6 +70,7 @@ def test_quick_run_prints_the_table_and_writes_every_metric(tmp_path: Path) -> N
     assert 0 < throughput["p50_ms"] <= throughput["p99_ms"]
 
     _check_openai(results)
+    _check_replicas(results["replicas"])
 
     # The key check: pairs with and without a client key, and the check alone.
     keys = results["client_keys"]
@@ -141,3 +147,30 @@ def _check_openai(results: dict) -> None:
     assert throughput["errors"] == 0, throughput["first_error"]
     assert throughput["requests_per_second"] > 0
     assert shortest_ms <= throughput["p50_ms"] <= throughput["p99_ms"]
+
+
+def _check_replicas(replicas: dict) -> None:
+    """Two Selector replicas behind Envoy answered every request; each process was measured."""
+    [run] = replicas["runs"]
+    assert (run["replicas"], run["concurrency"], run["requests"]) == (2, 32, 100)
+    assert run["errors"] == 0, run["first_error"]
+    assert run["requests_per_second"] > 0
+    cpu = run["cpu_ms_per_request"]
+    assert {"selector", "selector-2", "selectors", "data", "envoy", "postgres"} <= set(cpu)
+    assert cpu["selectors"] == pytest.approx(cpu["selector"] + cpu["selector-2"], abs=0.002)
+    assert cpu["selector"] > 0
+    assert cpu["selector-2"] > 0
+    # Every prompt wrote its history row and attempt row, in batches (fewer commits than rows).
+    writes = run["postgres_writes_per_request"]
+    assert writes["rows_inserted"] >= 1.5
+    assert 0 < writes["commits"] < writes["rows_inserted"]
+    memory = replicas["memory_mb"]["2"]
+    assert memory["selector"] > 0
+    assert memory["selector-2"] > 0
+    assert replicas["selector_plus_store_mb"] == pytest.approx(
+        memory["selector"] + memory["model_store"], abs=0.2
+    )
+    assert replicas["bytes_per_prompt"]["prompt_history"] > 0
+    projected = replicas["projection"]
+    assert projected["cores"] == 16
+    assert projected["prompts_per_second"] == min(projected["bounds_prompts_per_second"].values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from aiselector.v1 import selector_pb2
@@ -267,3 +268,61 @@ def test_the_web_folder_holds_every_file_a_page_route_serves():
         if "filename" in body:
             assert Path(body["filename"]).is_file(), body["filename"]
             assert Path(body["filename"]).stat().st_size <= 65536
+
+
+def selector_cluster(config: dict) -> dict:
+    [cluster] = config["static_resources"]["clusters"]
+    return cluster
+
+
+def test_every_replica_is_an_endpoint_balanced_by_least_request_and_health_checked():
+    addresses = "127.0.0.1:50051, 127.0.0.1:50061,127.0.0.1:50071"
+    config = yaml.safe_load(render(EnvoyConfig(selector_address=addresses)))
+    cluster = selector_cluster(config)
+
+    [locality] = cluster["load_assignment"]["endpoints"]
+    addresses = [e["endpoint"]["address"]["socket_address"] for e in locality["lb_endpoints"]]
+    assert addresses == [
+        {"address": "127.0.0.1", "port_value": port} for port in (50051, 50061, 50071)
+    ]
+    assert cluster["lb_policy"] == "LEAST_REQUEST"
+    [check] = cluster["health_checks"]
+    assert check["grpc_health_check"] == {"service_name": "aiselector.v1.Selector"}
+    assert (check["interval"], check["timeout"], check["unhealthy_threshold"]) == ("1s", "2s", 2)
+    assert check["healthy_threshold"] == 1
+
+
+def test_a_dead_replica_is_ejected_but_the_selectors_own_errors_never_eject_one():
+    outlier = selector_cluster(rendered())["outlier_detection"]
+
+    assert outlier["split_external_local_origin_errors"] is True
+    assert outlier["consecutive_local_origin_failure"] == 2
+    assert outlier["enforcing_consecutive_local_origin_failure"] == 100
+    for answer_based in (
+        "enforcing_consecutive_5xx",
+        "enforcing_consecutive_gateway_failure",
+        "enforcing_success_rate",
+    ):
+        assert outlier[answer_based] == 0, answer_based
+    assert outlier["max_ejection_percent"] == 100
+
+
+def test_only_requests_no_replica_accepted_are_retried_and_on_another_replica():
+    config = rendered()
+    [host] = connection_manager(config)["route_config"]["virtual_hosts"]
+    policy = host["retry_policy"]
+
+    # Never `reset`, `5xx` or `retriable-status-codes`: a ProcessPrompt a replica accepted may
+    # already have reached a provider.
+    assert policy["retry_on"] == "connect-failure,refused-stream"
+    assert policy["num_retries"] == 2
+    [predicate] = policy["retry_host_predicate"]
+    assert predicate["name"] == "envoy.retry_host_predicates.previous_hosts"
+    assert not any("retry_policy" in r.get("route", {}) for r in all_routes(config))
+    [thresholds] = selector_cluster(config)["circuit_breakers"]["thresholds"]
+    assert thresholds["max_retries"] == 64
+
+
+def test_no_selector_address_is_a_clear_error():
+    with pytest.raises(ValueError, match="selector_address: expected at least one host:port"):
+        render(EnvoyConfig(selector_address=" , "))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,10 +11,12 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from services.bot.config import BotSettings
+from services.common.channels import channel_options
 from services.data.settings import DataSettings
 from services.health.settings import HealthSettings
 from services.selector.settings import SelectorSettings
 from services.simulator.environ import read_providers
+from services.stack.envoy_config import EnvoyConfig, render
 from services.stack.settings import StackSettings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -137,3 +140,40 @@ def test_the_selector_spool_is_a_volume_the_app_user_owns(compose):
     assert f"selector-spool:{folder}" in selector["volumes"]
     assert "selector-spool" in compose["volumes"]
     assert f"install -d -m 0700 -o app {folder}" in (ROOT / "Dockerfile").read_text()
+
+
+def test_the_selector_scales_and_envoy_finds_every_replica_through_dns(compose):
+    """`docker compose up --scale selector=N` (ADR 15): nothing pins the selector to one container,
+    and Envoy's cluster is the DNS name of the service, balanced, health-checked, with ejection."""
+    selector = compose["services"]["selector"]
+    assert "container_name" not in selector
+    assert "ports" not in selector
+    assert selector["environment"]["SELECTOR_LISTEN_ADDRESS"] == "0.0.0.0:50051"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "--selector-address selector:50051" in dockerfile
+
+    config = yaml.safe_load(render(EnvoyConfig(selector_address="selector:50051")))
+    [cluster] = config["static_resources"]["clusters"]
+    assert cluster["type"] == "STRICT_DNS"
+    [locality] = cluster["load_assignment"]["endpoints"]
+    [endpoint] = locality["lb_endpoints"]
+    assert endpoint["endpoint"]["address"]["socket_address"] == {
+        "address": "selector",
+        "port_value": 50051,
+    }
+    assert cluster["lb_policy"] == "LEAST_REQUEST"
+    [check] = cluster["health_checks"]
+    assert check["grpc_health_check"] == {"service_name": "aiselector.v1.Selector"}
+    assert cluster["outlier_detection"]["consecutive_local_origin_failure"] == 2
+
+
+def test_the_health_worker_and_the_bot_balance_over_every_selector_replica(compose):
+    for name in ("health", "bot"):
+        address = compose["services"][name]["environment"]["SELECTOR_ADDRESS"]
+        assert address == "dns:///selector:50051", name
+    # The channels of our services balance round robin over every address of such a target
+    # (and of make run's `ipv4:a,b`); a single host:port keeps gRPC's pick_first.
+    for target in ("dns:///selector:50051", "ipv4:127.0.0.1:50051,127.0.0.1:50061"):
+        service_config = json.loads(dict(channel_options(target))["grpc.service_config"])
+        assert service_config == {"loadBalancingConfig": [{"round_robin": {}}]}
+    assert "grpc.service_config" not in dict(channel_options("127.0.0.1:50051"))

@@ -53,6 +53,8 @@ def user_environment(data_dir: Path, marker: tuple[str, str]) -> dict[str, str]:
         TELEGRAM_BOT_TOKEN="",
         SELECTOR_LISTEN_ADDRESS=f"127.0.0.1:{free_port()}",
         MODEL_STORE_LISTEN_ADDRESS=f"127.0.0.1:{free_port()}",
+        # One Selector whatever the machine's cores (tests/stack/test_replicas.py runs three).
+        SELECTOR_REPLICAS="1",
     )
     env[marker[0]] = marker[1]
     return env

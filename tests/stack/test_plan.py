@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from services.stack.app import keys_banner, try_it
-from services.stack.plan import build_stack
-from services.stack.settings import StackSettings
+from services.stack.plan import build_stack, client_target
+from services.stack.settings import StackSettings, default_replicas
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -23,6 +24,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def settings(**overrides: object) -> StackSettings:
+    overrides.setdefault("selector_replicas", 1)
     return StackSettings(_env_file=None, **overrides)  # type: ignore[call-arg]
 
 
@@ -208,3 +210,50 @@ def test_the_stack_says_whether_client_keys_are_required(root):
     assert opted_out.client_keys[0] == "anonymous"
     # The Selector decides from the same host.
     assert exposed.services[0].env["ENVOY_LISTEN_HOST"] == "0.0.0.0"
+
+
+def test_each_selector_replica_is_a_service_on_its_own_ports_behind_envoy(root):
+    stack = build_stack(
+        settings(selector_replicas=3, selector_listen_address="0.0.0.0:6001"),
+        {},
+        root=root,
+        simulator_port=1,
+    )
+
+    replicas = [s for s in stack.services if s.name.startswith("selector")]
+    assert [s.name for s in replicas] == ["selector", "selector-2", "selector-3"]
+    assert names(stack) == ["simulator", "data", *[s.name for s in replicas], "health", "envoy"]
+    listens = [s.env["SELECTOR_LISTEN_ADDRESS"] for s in replicas]
+    assert listens == ["0.0.0.0:6001", "0.0.0.0:6011", "0.0.0.0:6021"]
+    assert [s.env["SELECTOR_METRICS_PORT"] for s in replicas] == ["9101", "9111", "9121"]
+    assert [s.ready.description for s in replicas] == [
+        f"gRPC health SERVING at 127.0.0.1:{port} (aiselector.v1.Selector)"
+        for port in (6001, 6011, 6021)
+    ]
+    assert stack.selectors == ("127.0.0.1:6001", "127.0.0.1:6011", "127.0.0.1:6021")
+    # The health worker (and the bot) balance over every replica; so does Envoy.
+    health = next(s for s in stack.services if s.name == "health")
+    assert health.env["SELECTOR_ADDRESS"] == "ipv4:127.0.0.1:6001,127.0.0.1:6011,127.0.0.1:6021"
+    envoy = stack.services[-1]
+    config = yaml.safe_load(Path(envoy.argv[envoy.argv.index("-c") + 1]).read_text())
+    [locality] = config["static_resources"]["clusters"][0]["load_assignment"]["endpoints"]
+    ports = [
+        e["endpoint"]["address"]["socket_address"]["port_value"] for e in locality["lb_endpoints"]
+    ]
+    assert ports == [6001, 6011, 6021]
+    # Every replica's ports are checked before anything starts, named with their variable.
+    assert {(x.variable, x.port) for x in stack.listeners} >= {
+        ("SELECTOR_LISTEN_ADDRESS", 6001),
+        ("SELECTOR_LISTEN_ADDRESS (+10, replica 2)", 6011),
+        ("SELECTOR_LISTEN_ADDRESS (+20, replica 3)", 6021),
+        ("SELECTOR_METRICS_PORT (+10, replica 2)", 9111),
+        ("SELECTOR_METRICS_PORT (+20, replica 3)", 9121),
+    }
+
+
+def test_one_selector_keeps_the_plain_address_and_the_default_is_one_per_two_cores():
+    assert [default_replicas(n) for n in (None, 1, 2, 3, 4, 16)] == [1, 1, 1, 1, 2, 8]
+    assert client_target(("127.0.0.1:50051",)) == "127.0.0.1:50051"
+    assert client_target(("localhost:1", "[::1]:2")).startswith(("ipv4:", "ipv6:"))
+    with pytest.raises(ValidationError, match="selector_replicas"):
+        StackSettings(_env_file=None, selector_replicas=0)  # type: ignore[call-arg]
