@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aiselector.v1 import model_store_pb2_grpc
 from services.common.server import GrpcServer, Registration, start_grpc_server
-from services.data import db, migrate
+from services.data import db
 from services.data.catalog import Catalog, apply_catalog, load_catalog
 from services.data.server import SERVICE_NAME, ModelStoreServicer
 
@@ -39,6 +39,10 @@ class RunningModelStore:
 async def prepare_database(engine: AsyncEngine, catalog_path: Path | None) -> Catalog | None:
     """Migrates to head and, when given, applies the catalog file (CatalogError if invalid);
     returns the catalog applied."""
+    # Imported here: Alembic (and Mako) cost the process about 11 MB that a server that was
+    # migrated by `python -m services.data migrate` never needs.
+    from services.data import migrate
+
     catalog = load_catalog(catalog_path) if catalog_path is not None else None
     await migrate.upgrade(engine)
     if catalog is not None:
@@ -68,11 +72,17 @@ async def start_model_store(
     database_url: str,
     listen_address: str = "127.0.0.1:0",
     catalog_path: Path | None = None,
+    *,
+    prepared: bool = False,
 ) -> RunningModelStore:
-    """Migrates the database, applies `catalog_path` if given, and serves on `listen_address`."""
+    """Migrates the database, applies `catalog_path` if given, and serves on `listen_address`;
+    `prepared`: both were done already (by `python -m services.data migrate`), only serve."""
     engine = db.create_engine(database_url)
     try:
-        catalog = await prepare_database(engine, catalog_path)
+        if prepared:
+            catalog = load_catalog(catalog_path) if catalog_path is not None else None
+        else:
+            catalog = await prepare_database(engine, catalog_path)
         servicer = ModelStoreServicer(db.session_factory(engine), catalog=catalog)
         server = await start_grpc_server(
             [
