@@ -147,6 +147,10 @@ class Allowance(Protocol):
         """(reason, until) when the slices held do not cover `needs` now, else None."""
         ...
 
+    def covers(self, needs: Sequence[Need], now: float) -> bool:
+        """Whether the slices held cover `needs` now (a slice being leased does not)."""
+        ...
+
     def spend(self, needs: Sequence[Need], now: float) -> None:
         """Takes `needs` from the slices held (as much as they have)."""
         ...
@@ -747,6 +751,10 @@ class LiveState:
         if not availability.admits or (availability.state == CIRCUIT_HALF_OPEN and not trial):
             return None
         model = self._model(model_id)
+        if self.allowance is not None and not self.allowance.covers(
+            self._needs(model, availability.key, limits, est_tokens), now
+        ):
+            return None
         if availability.state == CIRCUIT_HALF_OPEN:
             model.trial_started_at = now
             model.trial_key = availability.key
