@@ -273,3 +273,58 @@ class PromptCountsMinutely(Base):
     prompts: Mapped[int] = _count()
     answered: Mapped[int] = _count()
     failovers: Mapped[int] = _count()
+
+
+class SharedBudget(Base):
+    """One budget counter shared by Selector replicas: its row is locked while a slice of it is
+    granted, so that grants are decided one after the other (ADR 0016)."""
+
+    __tablename__ = "shared_budgets"
+
+    counter: Mapped[str] = mapped_column(String(200), primary_key=True)
+    limit_value: Mapped[int] = mapped_column(BigInteger)
+
+
+class SharedBudgetGrant(Base):
+    """A slice of a counter granted to one replica: `amount` counts in the window until
+    `count_until` (a sliding window: the lease's end plus the window; a day: the day's end)."""
+
+    __tablename__ = "shared_budget_grants"
+    __table_args__ = (Index("ix_shared_budget_grants_counter", "counter", "count_until"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    counter: Mapped[str] = mapped_column(String(200))
+    holder: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    count_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SharedSignal(Base):
+    """A cooldown or circuit change one replica learned, for every replica to apply; read by id
+    (the primary key) from where each replica left off."""
+
+    __tablename__ = "shared_signals"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    model_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[int] = mapped_column(SmallInteger)
+    account: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    outcome: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    circuit_opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed_trials: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now())
+
+
+class SharedTrial(Base):
+    """Which replica makes a model's half-open trial, until when."""
+
+    __tablename__ = "shared_trials"
+
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

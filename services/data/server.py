@@ -14,7 +14,16 @@ from aiselector.v1 import model_store_pb2, model_store_pb2_grpc
 from services.common import errors
 from services.common.logging import bound_request_id
 from services.common.names import MODEL_STORE_SERVICE
-from services.data import attempts, client_keys, convert, history, metrics, models, paging
+from services.data import (
+    attempts,
+    client_keys,
+    convert,
+    history,
+    metrics,
+    models,
+    paging,
+    shared_state,
+)
 from services.data.catalog import Catalog, CatalogError
 from services.data.db import transaction
 
@@ -259,3 +268,20 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
         return model_store_pb2.ReadClientKeyUsageResponse(
             usages=[convert.usage_proto(row) for row in rows]
         )
+
+    async def SyncSharedState(
+        self, request: model_store_pb2.SyncSharedStateRequest, context: Context
+    ) -> model_store_pb2.SyncSharedStateResponse:
+        asks = shared_state.check_sync(request)
+        async with transaction(self._sessions) as session:
+            return await shared_state.sync(session, request, asks, self._clock())
+
+    async def ClaimTrial(
+        self, request: model_store_pb2.ClaimTrialRequest, context: Context
+    ) -> model_store_pb2.ClaimTrialResponse:
+        shared_state.check_claim(request)
+        async with transaction(self._sessions) as session:
+            claimed = await shared_state.claim_trial(
+                session, request.model_id, request.replica, request.seconds, self._clock()
+            )
+        return model_store_pb2.ClaimTrialResponse(claimed=claimed)

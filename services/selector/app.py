@@ -24,6 +24,7 @@ from services.selector.engine import Engine
 from services.selector.providers import ProviderClient
 from services.selector.server import SelectorServicer
 from services.selector.settings import SelectorSettings
+from services.selector.shared import SharedState, replica_name
 from services.selector.spool import Spool
 from services.selector.state import LiveState
 from services.selector.stats import StatsBook
@@ -46,6 +47,8 @@ class RunningSelector:
     providers: ProviderClient
     refresher: asyncio.Task[None]
     trials: asyncio.Task[None]
+    shared: SharedState | None = None
+    sharing: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -60,13 +63,18 @@ class RunningSelector:
         async with asyncio.timeout(timeout):
             await self.servicer.wait_ready()
 
-    async def stop(self, grace: float = 0.0) -> None:
-        """Stops serving, then delivers buffered records and closes clients."""
+    async def stop(self, grace: float = 0.0, *, give_back: bool = True) -> None:
+        """Stops serving, gives back the budget slices it holds (unless `give_back` is False:
+        tests of a replica that dies), then delivers buffered records and closes clients."""
         await self.grpc.stop(grace)
-        for task in (self.refresher, self.trials):
+        for task in (self.refresher, self.trials, self.sharing):
+            if task is None:
+                continue
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.shared is not None and give_back:
+            await self.shared.sync_once(give_back_all=True)
         await self.recorder.stop()
         await self.providers.close()
         await self.channel.close()
@@ -121,6 +129,11 @@ async def _refresh_loop(
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
             continue
+        if engine.shared is not None:
+            # A plan over every model names the budget counters; their first slices are leased
+            # (and what other replicas learned lately applied) before the first request.
+            engine.model_stats()
+            await engine.shared.sync_once()
         servicer.mark_ready()
         await server.set_serving(True)
         log.info("catalog loaded", extra={"models": len(engine.catalog.entries)})
@@ -188,6 +201,14 @@ async def start_selector(
         first_token_timeout=settings.stream_first_token_timeout_seconds,
         stream_idle_timeout=settings.stream_idle_timeout_seconds,
     )
+    if settings.shared_state:
+        engine.shared = SharedState(
+            stub,
+            live,
+            replica=replica_name(),
+            interval=settings.shared_state_interval_seconds,
+            lease_seconds=settings.shared_lease_seconds,
+        )
     token = settings.admin_api_token.get_secret_value() if settings.admin_api_token else None
     discovery = Discovery(
         engine,
@@ -229,6 +250,18 @@ async def start_selector(
         name="snapshot-refresh",
     )
     trials = asyncio.create_task(engine.recovery_trials(), name="recovery-trials")
+    sharing = None
+    if engine.shared is not None:
+        sharing = asyncio.create_task(engine.shared.run(), name="shared-state")
     return RunningSelector(
-        server, engine, servicer, recorder, channel, providers, refresher, trials
+        server,
+        engine,
+        servicer,
+        recorder,
+        channel,
+        providers,
+        refresher,
+        trials,
+        engine.shared,
+        sharing,
     )

@@ -39,6 +39,7 @@ from services.selector.providers import (
     ProviderError,
     output_limit,
 )
+from services.selector.shared import SharedState
 from services.selector.snapshot import Catalog, Entry
 from services.selector.state import Budget, LiveState, Quota
 from services.selector.stats import StatsBook
@@ -72,6 +73,8 @@ class Engine:
     ) -> None:
         self.providers = providers
         self.live = live
+        # The shared state of replicas (ADR 0016); None: this replica alone.
+        self.shared: SharedState | None = None
         self.stats = stats
         self.recorder = recorder
         self.catalog = Catalog({}, {}, frozenset())
@@ -145,6 +148,8 @@ class Engine:
         conduct: Conduct | None = None
         code, answer = "UNKNOWN", None
         try:
+            if self.shared is not None:
+                await self.shared.settled()
             conduct = self._begin(prompt, deadline)
             answer = await self._answer(prompt, conduct, deadline, request_id, listener)
             code = "OK"
@@ -397,6 +402,13 @@ class Engine:
         catalog = self.catalog
         tokens = estimate_tokens(self.probe_prompt) + self.probe_max_output_tokens
         due = self.conductor.trials_due(catalog.seats, tokens)
+        if self.shared is not None and due:
+            # One replica makes each trial; the others keep the circuit as it is ("a trial is in
+            # flight") until its outcome reaches them.
+            claims = await asyncio.gather(
+                *(self.shared.claim_trial(s.model_id, s.timeout_s + 1.0) for s in due)
+            )
+            due = [s for s, claimed in zip(due, claims, strict=True) if claimed]
         await asyncio.gather(*(self._trial(catalog.entries[s.model_id]) for s in due))
         return len(due)
 

@@ -56,3 +56,10 @@ DISCOVERY_LIST_FAILURES = Counter(
     "Model lists that could not be read (nothing changed for that provider)",
     ["provider"],
 )
+SHARED_STATE_UP = Gauge(
+    "selector_shared_state_up",
+    "1 while the shared state (ModelStore) answers; 0: only the budget slices held are spent",
+)
+SHARED_SYNC_FAILURES = Counter(
+    "selector_shared_state_sync_failures_total", "Shared state exchanges that failed"
+)

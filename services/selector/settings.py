@@ -86,6 +86,17 @@ class SelectorSettings(ServiceSettings):
     # within this time.
     client_key_cache_seconds: float = Field(default=5.0, gt=0, le=300)
 
+    # Shared state of replicas (ADR 0016): budgets leased in slices from ModelStore, cooldowns and
+    # circuits published to every replica, one replica per half-open trial. Off: this replica
+    # counts budgets and learns on its own (one replica only).
+    shared_state: bool = True
+    # How often a replica exchanges with the shared state, in seconds: what another replica
+    # learned (a Retry-After, an open circuit) holds here within this time plus one call.
+    shared_state_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    # How long a leased budget slice may be spent, in seconds; what a replica that died held
+    # comes back at most this long plus the budget's window (a minute) later.
+    shared_lease_seconds: float = Field(default=5.0, ge=0.1, le=300)
+
     @field_validator("data_dir", "selector_spool_dir", "allow_anonymous", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -4,8 +4,9 @@ provider key and per provider account (pure, no I/O)."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from aiselector.v1 import common_pb2, selector_pb2
 from services.common import outcomes
@@ -119,6 +120,70 @@ class Lease:
     """A request admitted by `LiveState.acquire`: send it with provider key `key`."""
 
     key: int = 0
+
+
+@dataclass(frozen=True)
+class Need:
+    """What one request takes of one declared budget counter shared by replicas (ADR 0016).
+
+    `counter` names it (`model/12/groq/GROQ_API_KEY:rpm`, `account/groq/GROQ_API_KEY:tpd`);
+    `amount` requests or tokens of `limit`, in a sliding window of `window_seconds`, or (0) the
+    calendar day that ends at `window_end`.
+    """
+
+    counter: str
+    limit: int
+    amount: int
+    window_seconds: float
+    window_end: float
+    label: str
+
+
+class Allowance(Protocol):
+    """Slices of the shared budget counters this replica holds (pure: the shared state module
+    fills them in the background)."""
+
+    def block(self, needs: Sequence[Need], now: float) -> tuple[str, float | None] | None:
+        """(reason, until) when the slices held do not cover `needs` now, else None."""
+        ...
+
+    def covers(self, needs: Sequence[Need], now: float) -> bool:
+        """Whether the slices held cover `needs` now (a slice being leased does not)."""
+        ...
+
+    def spend(self, needs: Sequence[Need], now: float) -> None:
+        """Takes `needs` from the slices held (as much as they have)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Something this replica learned that every replica must apply: a cooldown (`kind` KEY: of
+    the model's key whose account is `account`; ACCOUNT: of every model of `account`; MODEL: of
+    the model itself) or the model's circuit (CIRCUIT; `opened_at` None: it closed)."""
+
+    KEY = "key"
+    ACCOUNT = "account"
+    MODEL = "model"
+    CIRCUIT = "circuit"
+
+    model_id: int
+    kind: str
+    account: str = ""
+    outcome: int = common_pb2.OUTCOME_UNSPECIFIED
+    until: float | None = None
+    reason: str = ""
+    opened_at: float | None = None
+    consecutive_failures: int = 0
+    failed_trials: int = 0
+
+
+_NEED_KINDS = (
+    ("rpm", "requests_per_minute", False, "requests-per-minute"),
+    ("rpd", "requests_per_day", False, "requests-per-day"),
+    ("tpm", "tokens_per_minute", True, "tokens-per-minute"),
+    ("tpd", "tokens_per_day", True, "tokens-per-day"),
+)
 
 
 @dataclass(frozen=True)
@@ -359,6 +424,9 @@ class _Model(_Cooling):
     in_flight: deque[float] = field(default_factory=deque)
     # The outcome class of the cooldown that held the model back when last asked.
     held_by: int = common_pb2.OUTCOME_UNSPECIFIED
+    model_id: int = 0
+    # The limits last given (the budgets a request is counted in).
+    limits: Limits | None = None
 
 
 #: Permanent statuses that speak of the key, not the model: they retire that key only.
@@ -427,6 +495,7 @@ class LiveState:
         minute_seconds: float = 60.0,
         trial_timeout_seconds: float = 120.0,
         learned_limit_seconds: float = 600.0,
+        allowance: Allowance | None = None,
     ) -> None:
         if failure_threshold < 1 or timeout_threshold < 1:
             raise ValueError("failure_threshold and timeout_threshold must be at least 1")
@@ -443,11 +512,18 @@ class LiveState:
         self._models: dict[int, _Model] = {}
         self._accounts: dict[str, _Account] = {}
         self._dirty: set[int] = set()
+        # Shared state (ADR 0016): the slices of shared budgets this replica holds (None: budgets
+        # are counted here only), and what it learned for the other replicas, with a callback
+        # told when there is something new.
+        self.allowance = allowance
+        self.outbox: list[Signal] = []
+        self.on_signal: Callable[[], None] | None = None
+        self._applying = False
 
     def _model(self, model_id: int) -> _Model:
         model = self._models.get(model_id)
         if model is None:
-            model = self._models[model_id] = _Model()
+            model = self._models[model_id] = _Model(model_id=model_id)
         return model
 
     def _account_of(self, lane: _Lane) -> _Account | None:
@@ -460,6 +536,7 @@ class LiveState:
     def _note(self, model_id: int, limits: Limits, now: float) -> _Model:
         """The model, with the keys, accounts and zone `limits` name."""
         model = self._model(model_id)
+        model.limits = limits
         names = limits.key_accounts
         del model.lanes[len(names) :]
         while len(model.lanes) < len(names):
@@ -623,7 +700,42 @@ class LiveState:
                     until,
                     key=key,
                 )
+        if self.allowance is not None:
+            block = self.allowance.block(self._needs(model, key, limits, est_tokens), now)
+            if block is not None:
+                reason, until = block
+                return Availability(OUT_OF_BUDGET, whose + reason, until, key=key)
         return None
+
+    def _needs(self, model: _Model, key: int, limits: Limits, est_tokens: int) -> list[Need]:
+        """What a request of about `est_tokens` tokens on key `key` takes of the declared budget
+        counters: the model's on that key, and its account's."""
+        lane = self._lane(model, key)
+        day_end = lane.counter.day_end
+        found = []
+        for base, quota in (
+            (f"model/{model.model_id}/{lane.account}", limits),
+            (f"account/{lane.account}", limits.account_quota if lane.account else None),
+        ):
+            if quota is None:
+                continue
+            for kind, name, tokens, label in _NEED_KINDS:
+                limit = getattr(quota, name)
+                if limit <= 0:
+                    continue
+                amount = min(limit, max(1, est_tokens)) if tokens else 1
+                minute = kind.endswith("m")
+                found.append(
+                    Need(
+                        f"{base}:{kind}",
+                        limit,
+                        amount,
+                        self.minute_seconds if minute else 0.0,
+                        0.0 if minute else day_end,
+                        label,
+                    )
+                )
+        return found
 
     def acquire(
         self, model_id: int, limits: Limits, now: float, est_tokens: int = 0, *, trial: bool = True
@@ -639,6 +751,10 @@ class LiveState:
         if not availability.admits or (availability.state == CIRCUIT_HALF_OPEN and not trial):
             return None
         model = self._model(model_id)
+        if self.allowance is not None and not self.allowance.covers(
+            self._needs(model, availability.key, limits, est_tokens), now
+        ):
+            return None
         if availability.state == CIRCUIT_HALF_OPEN:
             model.trial_started_at = now
             model.trial_key = availability.key
@@ -651,6 +767,8 @@ class LiveState:
 
     def _admit(self, model: _Model, key: int, now: float, est_tokens: int) -> None:
         lane = self._lane(model, key)
+        if self.allowance is not None and model.limits is not None:
+            self.allowance.spend(self._needs(model, key, model.limits, est_tokens), now)
         lane.counter.admit(now, est_tokens)
         lane.last_used = now
         account = self._account_of(lane)
@@ -772,6 +890,7 @@ class LiveState:
                 self._cool(model_id, key, outcome, until, reason, scope)
             else:
                 self._cool_down(model_id, model, outcome, until, reason, replace=False)
+                self._publish(Signal(model_id, Signal.MODEL, "", outcome, until, reason))
         elif outcome in outcomes.CIRCUIT_OUTCOMES and fresh:
             self._fail(model_id, model, now, started, outcome == common_pb2.OUTCOME_TIMEOUT)
 
@@ -799,8 +918,10 @@ class LiveState:
         account = self._account_of(lane)
         if scope is not Scope.ACCOUNT or account is None:
             self._cool_down(model_id, lane, outcome, until, reason, replace=replace)
+            self._publish(Signal(model_id, Signal.KEY, lane.account, outcome, until, reason))
             return
         reason = f"{reason}; holds for every model of account {lane.account}"
+        self._publish(Signal(model_id, Signal.ACCOUNT, lane.account, outcome, until, reason))
         account.cooldown = (outcome, until, reason)
         for member in sorted(account.members):
             for other in self._model(member).lanes:
@@ -820,6 +941,7 @@ class LiveState:
         """A fresh success: no failures in a row, the circuit closed."""
         if model.circuit_opened_at is not None:
             model.blame_after = now
+            self._publish(Signal(model_id, Signal.CIRCUIT))
         model.failed_trials = 0
         self._set(model_id, model, consecutive_failures=0, circuit_opened_at=None)
 
@@ -836,7 +958,89 @@ class LiveState:
             opened = started
             model.failed_trials += 1
         model.blame_after = now
+        changed = opened != model.circuit_opened_at
         self._set(model_id, model, consecutive_failures=failures, circuit_opened_at=opened)
+        if changed:
+            self._publish(
+                Signal(
+                    model_id,
+                    Signal.CIRCUIT,
+                    opened_at=opened,
+                    consecutive_failures=failures,
+                    failed_trials=model.failed_trials,
+                )
+            )
+
+    # ---- shared state (ADR 0016) ------------------------------------------------------------
+
+    def _publish(self, signal: Signal) -> None:
+        """Queues what this replica learned for the others (when shared state is on)."""
+        if self.on_signal is None or self._applying:
+            return
+        self.outbox.append(signal)
+        self.on_signal()
+
+    def take_signals(self) -> list[Signal]:
+        """The signals learned since the last call (and clears them)."""
+        taken, self.outbox = self.outbox, []
+        return taken
+
+    def apply(self, signal: Signal, now: float) -> None:
+        """Applies what another replica learned. Cooldowns only ever grow here (the later end
+        wins); a circuit opened elsewhere opens here (a later opening wins), one closed
+        elsewhere (its trial passed) closes here. A model this replica has not seen is skipped."""
+        model = self._models.get(signal.model_id)
+        if model is None:
+            return
+        self._applying = True
+        try:
+            self._apply(model, signal, now)
+        finally:
+            self._applying = False
+
+    def _apply(self, model: _Model, signal: Signal, now: float) -> None:
+        model_id, until = signal.model_id, signal.until
+        if signal.kind == Signal.CIRCUIT:
+            if signal.opened_at is None:
+                if model.circuit_opened_at is not None:
+                    model.blame_after = now
+                model.failed_trials = 0
+                model.trial_started_at = None
+                self._set(model_id, model, consecutive_failures=0, circuit_opened_at=None)
+            elif model.circuit_opened_at is None or signal.opened_at > model.circuit_opened_at:
+                model.failed_trials = signal.failed_trials
+                model.trial_started_at = None
+                model.blame_after = now
+                failures = max(model.consecutive_failures, signal.consecutive_failures)
+                self._set(
+                    model_id,
+                    model,
+                    consecutive_failures=failures,
+                    circuit_opened_at=signal.opened_at,
+                )
+            return
+        if until is None or until <= now:
+            return
+        holders: list[_Cooling] = []
+        if signal.kind == Signal.MODEL:
+            holders = [model]
+        elif signal.kind == Signal.KEY:
+            holders = [lane for lane in model.lanes if lane.account == signal.account]
+        elif signal.kind == Signal.ACCOUNT:
+            account = self._accounts.get(signal.account)
+            if account is None:
+                return
+            if account.cooldown is None or account.cooldown[1] < until:
+                account.cooldown = (signal.outcome, until, signal.reason)
+            for member in sorted(account.members):
+                for lane in self._model(member).lanes:
+                    if lane.account == signal.account:
+                        self._cool_down(
+                            member, lane, signal.outcome, until, signal.reason, replace=False
+                        )
+            return
+        for holder in holders:
+            self._cool_down(model_id, holder, signal.outcome, until, signal.reason, replace=False)
 
     def _cool_down(
         self,

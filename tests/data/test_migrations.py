@@ -25,6 +25,10 @@ TABLES = {
     "client_keys",
     "client_key_usage",
     "prompt_counts_minutely",
+    "shared_budgets",
+    "shared_budget_grants",
+    "shared_signals",
+    "shared_trials",
 }
 
 
