@@ -30,8 +30,12 @@ from services.selector.state import LiveState, Need, Signal
 
 log = logging.getLogger(__name__)
 
-# Share of a counter's limit leased at once (at least what one request needs).
+# Share of a sliding-window counter's limit leased at once (at least what one request needs).
 SLICE_SHARE = 0.1
+# Share of a calendar-day counter's limit leased at once. Small: what a replica that dies leased
+# of a day counter stays counted until the day ends (ModelStore cannot know how much of it was
+# sent), so this bounds that loss per dead replica and counter.
+DAY_SLICE_SHARE = 0.005
 # Most requests leased at once.
 MAX_REQUEST_SLICE = 50
 # A counter with no slice (being leased) is retried this soon, in seconds.
@@ -58,7 +62,8 @@ def replica_name() -> str:
 
 def slice_size(need: Need) -> int:
     """How much of a counter to lease at once."""
-    size = max(need.amount, math.ceil(need.limit * SLICE_SHARE))
+    share = SLICE_SHARE if need.window_seconds else DAY_SLICE_SHARE
+    size = max(need.amount, math.ceil(need.limit * share))
     if need.label.startswith("requests"):
         size = min(size, MAX_REQUEST_SLICE)
     return min(max(size, need.amount), need.limit)
