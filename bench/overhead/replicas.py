@@ -141,6 +141,10 @@ def memory(stack: RunningStack) -> dict[str, float]:
     return mb
 
 
+def _count(value: int | None) -> str:
+    return "not measured (run too short)" if value is None else f"{value:,}"
+
+
 def projection(run: dict[str, Any], replicas: int, cores: int = PROJECTED_CORES) -> dict[str, Any]:
     """Prompts/s on `cores` cores from the CPU milliseconds per request of each process.
 
@@ -152,18 +156,20 @@ def projection(run: dict[str, Any], replicas: int, cores: int = PROJECTED_CORES)
     cpu = run["cpu_ms_per_request"]
     server = cpu["selectors"] + cpu["data"] + cpu["postgres"] + cpu["envoy"]
     per_selector_ms = cpu["selectors"]
-    bounds = {
-        "all_cores": cores * 1000 / server,
-        "selector_replicas": replicas * 1000 / per_selector_ms,
-        "one_model_store": 1000 / cpu["data"] if cpu["data"] else float("inf"),
+    # A process whose CPU did not move by one clock tick in a short run bounds nothing measurable.
+    measured = {
+        "all_cores": cores * 1000 / server if server else None,
+        "selector_replicas": replicas * 1000 / per_selector_ms if per_selector_ms else None,
+        "one_model_store": 1000 / cpu["data"] if cpu["data"] else None,
     }
-    limit = min(bounds, key=bounds.__getitem__)
+    bounds = {k: round(v) for k, v in measured.items() if v is not None}
+    limit = min(bounds, key=bounds.__getitem__) if bounds else None
     return {
         "cores": cores,
         "selector_replicas": replicas,
         "server_cpu_ms_per_request": round(server, 3),
-        "bounds_prompts_per_second": {k: round(v) for k, v in bounds.items()},
-        "prompts_per_second": round(bounds[limit]),
+        "bounds_prompts_per_second": {k: bounds.get(k) for k in measured},
+        "prompts_per_second": bounds[limit] if limit else None,
         "limited_by": limit,
     }
 
@@ -271,9 +277,11 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     out.append(
         (
             f"projected, {projected['cores']} cores, {projected['selector_replicas']} replicas",
-            f"{projected['prompts_per_second']:,} prompts/s (limited by "
+            f"{_count(projected['prompts_per_second'])} prompts/s (limited by "
             f"{projected['limited_by']}: "
-            + ", ".join(f"{k} {v:,}" for k, v in projected["bounds_prompts_per_second"].items())
+            + ", ".join(
+                f"{k} {_count(v)}" for k, v in projected["bounds_prompts_per_second"].items()
+            )
             + ")",
             "",
             "",
