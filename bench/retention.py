@@ -1,0 +1,310 @@
+"""The hourly retention delete at 1,000 prompts/s: how long `history.purge` takes for one hour.
+
+    python -m bench.retention [--rows-per-hour 3600000] [--hours 2] [--out FILE]
+
+Starts an embedded PostgreSQL in a temporary folder (or uses BENCH_DATABASE_URL), makes a fresh
+database migrated to head with the catalog's models, and loads `hours` hours of history at
+`rows-per-hour` (3.6 million = 1,000 prompts/s): as many prompt_history rows as model_attempts
+rows, evenly spaced in time and inserted oldest first, as the Selectors write them (INSERT …
+SELECT generate_series, then VACUUM ANALYZE as autovacuum would have done by then). It then calls
+`services.data.history.purge(session, older_than, keep_latest=0)` in one transaction, as
+ModelStore's PurgeHistory does, with `older_than` one hour after the oldest row: exactly the
+oldest hour goes. It reports the load time, the purge (rows deleted, seconds of each DELETE and of
+the whole call with its commit, rows/s, WAL written), table and index sizes before and after, and
+the VACUUM that follows; then projects the hourly purge at 1,000 and 10,000 prompts/s from the
+measured rows/s, against an hour and against the health worker's deadline for the call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from services.data import history, migrate
+from services.data.catalog import apply_catalog, load_catalog
+from services.data.db import async_url, session_factory, transaction
+from services.data.embedded import EmbeddedPostgres
+from services.health.scheduler import RETENTION_TIMEOUT_SECONDS
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "retention.json"
+TABLES = ("prompt_history", "model_attempts")
+
+# Row `g` (0-based) is `g / rows_per_hour` hours after `base`; each INSERT loads one hour.
+_OFFSET = "make_interval(secs => g::float8 * 3600 / CAST(:per_hour AS float8))"
+_SERIES = "generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g"
+_MODELS = "(SELECT array_agg(id ORDER BY id) AS arr FROM ai_models) ids"
+_LOAD_HISTORY = f"""
+INSERT INTO prompt_history
+  (record_id, user_id, prompt_text, selected_model_id, response_text, response_time, success,
+   created_at, caller, attempts, fallback_used)
+SELECT 'bench-' || g, 'user-' || g % 100, 'prompt ' || g, ids.arr[1 + g % cardinality(ids.arr)],
+       'answer ' || g, 1.5, g % 10 <> 0, CAST(:base AS timestamptz) + {_OFFSET}, 'bench', 1,
+       g % 7 = 0
+FROM {_SERIES}, {_MODELS}
+"""
+_LOAD_ATTEMPTS = f"""
+INSERT INTO model_attempts
+  (attempt_id, model_id, start_time, latency_ms, outcome, http_status, source, request_id, tokens)
+SELECT md5(g::text), ids.arr[1 + g % cardinality(ids.arr)], CAST(:base AS timestamptz) + {_OFFSET},
+       ((g::bigint * 7919) % 9000 + 50)::int,
+       (ARRAY['success','success','success','success','rate_limited','transient','timeout',
+              'bad_answer'])[1 + g % 8],
+       200, 'user', 'bench-' || g, 100 + g % 50
+FROM {_SERIES}, {_MODELS}
+"""
+_SIZES = """
+SELECT pg_relation_size(c.oid) AS heap, pg_indexes_size(c.oid) AS indexes,
+       pg_total_relation_size(c.oid) AS total, (SELECT count(*) FROM {table}) AS rows
+FROM pg_class c WHERE c.oid = '{table}'::regclass
+"""
+
+
+def _database(admin_url: str, name: str) -> str:
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def _autocommit(engine: AsyncEngine, sql: str) -> float:
+    """Runs `sql` outside a transaction (VACUUM, CHECKPOINT); returns its seconds."""
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        began = time.perf_counter()
+        await connection.execute(text(sql))
+        return time.perf_counter() - began
+
+
+async def _sizes(engine: AsyncEngine) -> dict[str, dict[str, int]]:
+    async with engine.connect() as connection:
+        sizes = {}
+        for table in TABLES:
+            row = (await connection.execute(text(_SIZES.format(table=table)))).one()
+            sizes[table] = {
+                "rows": row.rows,
+                "heap_bytes": row.heap,
+                "index_bytes": row.indexes,
+                "total_bytes": row.total,
+            }
+        return sizes
+
+
+async def _wal_position(engine: AsyncEngine) -> int:
+    """Bytes of WAL written since the server's start of time (differences are what count)."""
+    async with engine.connect() as connection:
+        sql = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+        return (await connection.execute(text(sql))).scalar_one()
+
+
+async def _prepare(url: str) -> None:
+    """Migrations to head and the catalog's models (attempts reference them)."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        await migrate.upgrade(engine)
+        async with transaction(session_factory(engine)) as session:
+            await apply_catalog(session, load_catalog(ROOT / "catalog.yaml").models)
+    finally:
+        await engine.dispose()
+
+
+async def _load(engine: AsyncEngine, base: datetime, per_hour: int, hours: int) -> dict[str, float]:
+    """Loads `hours` hours of both tables, one INSERT per table and hour; returns seconds."""
+    seconds = {table: 0.0 for table in TABLES}
+    for hour in range(hours):
+        params = {
+            "base": base,
+            "per_hour": per_hour,
+            "first": hour * per_hour,
+            "last": (hour + 1) * per_hour - 1,
+        }
+        for table, sql in (("prompt_history", _LOAD_HISTORY), ("model_attempts", _LOAD_ATTEMPTS)):
+            began = time.perf_counter()
+            async with engine.begin() as connection:
+                await connection.execute(text(sql), params)
+            seconds[table] += time.perf_counter() - began
+        print(
+            f"  loaded hour {hour + 1}/{hours} ({sum(seconds.values()):.0f} s so far)", flush=True
+        )
+    return seconds
+
+
+def _statement_timer(engine: AsyncEngine) -> dict[str, float]:
+    """Seconds of each DELETE the engine runs, by table (SQLAlchemy cursor events)."""
+    spent: dict[str, float] = {}
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def before(conn, cursor, statement, parameters, context, executemany) -> None:
+        conn.info["bench_began"] = time.perf_counter()
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def after(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("DELETE FROM"):
+            table = statement.split()[2]
+            spent[table] = spent.get(table, 0.0) + time.perf_counter() - conn.info["bench_began"]
+
+    return spent
+
+
+def _projection(rows_per_second: float, prompts_per_second: int) -> dict[str, float]:
+    """One hour's history and attempts at `prompts_per_second`, deleted at the measured rate."""
+    rows = 2 * prompts_per_second * 3600
+    seconds = rows / rows_per_second
+    return {
+        "prompts_per_second": prompts_per_second,
+        "rows_per_hour_deleted": rows,
+        "purge_seconds": round(seconds, 1),
+        "share_of_the_hour": round(seconds / 3600, 4),
+        "within_worker_deadline": seconds < RETENTION_TIMEOUT_SECONDS,
+    }
+
+
+async def measure(admin_url: str, per_hour: int, hours: int) -> dict[str, Any]:
+    """Loads `hours` hours at `per_hour` rows per table into a fresh database, purges the oldest
+    hour with `history.purge` and vacuums; returns the numbers."""
+    if per_hour < 1 or hours < 2:
+        raise ValueError("rows_per_hour must be >= 1 and hours >= 2 (one hour purged, one kept)")
+    name = f"bench_retention_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = _database(admin_url, name)
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        await _prepare(url)
+        base = (datetime.now(UTC) - timedelta(hours=hours)).replace(microsecond=0)
+        load = await _load(engine, base, per_hour, hours)
+        load_vacuum = await _autocommit(engine, "VACUUM ANALYZE")
+        await _autocommit(engine, "CHECKPOINT")
+        before = await _sizes(engine)
+
+        spent = _statement_timer(engine)
+        wal = await _wal_position(engine)
+        began = time.perf_counter()
+        async with transaction(session_factory(engine)) as session:
+            prompts, attempts = await history.purge(session, base + timedelta(hours=1), 0)
+        purge_seconds = time.perf_counter() - began
+        wal_bytes = await _wal_position(engine) - wal
+        after_purge = await _sizes(engine)
+
+        vacuum = {table: await _autocommit(engine, f"VACUUM {table}") for table in TABLES}
+        after_vacuum = await _sizes(engine)
+    finally:
+        await engine.dispose()
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+    rows_per_second = (prompts + attempts) / purge_seconds
+    return {
+        "rows_per_hour": per_hour,
+        "hours_loaded": hours,
+        "load_seconds": {table: round(s, 1) for table, s in load.items()},
+        "load_vacuum_analyze_seconds": round(load_vacuum, 1),
+        "purge": {
+            "deleted_prompts": prompts,
+            "deleted_attempts": attempts,
+            "seconds": round(purge_seconds, 4),
+            "delete_seconds": {table: round(spent.get(table, 0.0), 4) for table in TABLES},
+            "rows_per_second": round(rows_per_second),
+            "wal_bytes": wal_bytes,
+        },
+        "vacuum_seconds": {table: round(s, 4) for table, s in vacuum.items()},
+        "sizes": {"before": before, "after_purge": after_purge, "after_vacuum": after_vacuum},
+        "worker_deadline_seconds": RETENTION_TIMEOUT_SECONDS,
+        "projection": [_projection(rows_per_second, rate) for rate in (1_000, 10_000)],
+    }
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:,.1f}"
+
+
+def _report(result: dict[str, Any]) -> None:
+    purge = result["purge"]
+    print(
+        f"{result['hours_loaded']} hours loaded at {result['rows_per_hour']:,} rows/hour per table "
+        f"in {sum(result['load_seconds'].values()):.0f} s (+ VACUUM ANALYZE "
+        f"{result['load_vacuum_analyze_seconds']:.0f} s)"
+    )
+    print(f"{'table':>15} {'rows':>11} {'heap MB':>8} {'index MB':>9} {'total MB':>9}  when")
+    for when in ("before", "after_purge", "after_vacuum"):
+        for table, size in result["sizes"][when].items():
+            print(
+                f"{table:>15} {size['rows']:>11,} {_mb(size['heap_bytes']):>8} "
+                f"{_mb(size['index_bytes']):>9} {_mb(size['total_bytes']):>9}  {when}"
+            )
+    deletes = ", ".join(f"{t} {s:.1f} s" for t, s in purge["delete_seconds"].items())
+    print(
+        f"purge of the oldest hour: {purge['deleted_prompts']:,} prompts + "
+        f"{purge['deleted_attempts']:,} attempts in {purge['seconds']:.1f} s ({deletes}, then "
+        f"commit) = {purge['rows_per_second']:,} rows/s, {_mb(purge['wal_bytes'])} MB of WAL"
+    )
+    vacuums = ", ".join(f"{t} {s:.1f} s" for t, s in result["vacuum_seconds"].items())
+    print(f"VACUUM afterwards: {vacuums}")
+    for p in result["projection"]:
+        print(
+            f"at {p['prompts_per_second']:>6,} prompts/s: {p['rows_per_hour_deleted']:,} rows an "
+            f"hour → {p['purge_seconds']:,.0f} s ({100 * p['share_of_the_hour']:.1f} % of the "
+            f"hour); within the worker's {result['worker_deadline_seconds']:.0f} s deadline: "
+            f"{'yes' if p['within_worker_deadline'] else 'no'}"
+        )
+
+
+async def run(
+    per_hour: int, hours: int, out: Path, server_url: str | None = None
+) -> dict[str, Any]:
+    """Measures, prints and writes the JSON result to `out`.
+
+    `server_url` (else BENCH_DATABASE_URL, else an embedded server) is where the database is made.
+    """
+    configured = server_url or os.environ.get("BENCH_DATABASE_URL")
+    folder: Path | None = None
+    server: EmbeddedPostgres | None = None
+    if configured:
+        admin_url = async_url(configured)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="aiselector-bench-"))
+        server = EmbeddedPostgres(folder / "data")
+        admin_url = await asyncio.to_thread(server.start)
+    try:
+        result = await measure(admin_url, per_hour, hours)
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    _report(result)
+    document = json.dumps({"benchmark": "retention", "result": result}, indent=2) + "\n"
+    await asyncio.to_thread(_write, out, document)
+    return result
+
+
+def _write(out: Path, document: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(document, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.retention", description=__doc__)
+    parser.add_argument(
+        "--rows-per-hour", type=int, default=3_600_000, help="rows per table per hour"
+    )
+    parser.add_argument("--hours", type=int, default=2, help="hours loaded; the oldest is purged")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    asyncio.run(run(args.rows_per_hour, args.hours, args.out))
+
+
+if __name__ == "__main__":
+    main()
