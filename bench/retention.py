@@ -43,6 +43,14 @@ from services.health.scheduler import RETENTION_TIMEOUT_SECONDS
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "retention.json"
 TABLES = ("prompt_history", "model_attempts")
+_SETTINGS = (
+    "server_version",
+    "shared_buffers",
+    "fsync",
+    "synchronous_commit",
+    "full_page_writes",
+    "max_wal_size",
+)
 
 # Row `g` (0-based) is `g / rows_per_hour` hours after `base`; each INSERT loads one hour.
 _OFFSET = "make_interval(secs => g::float8 * 3600 / CAST(:per_hour AS float8))"
@@ -119,10 +127,13 @@ async def _prepare(url: str) -> None:
         await engine.dispose()
 
 
-async def _load(engine: AsyncEngine, base: datetime, per_hour: int, hours: int) -> dict[str, float]:
-    """Loads `hours` hours of both tables, one INSERT per table and hour; returns seconds."""
+async def _load(
+    engine: AsyncEngine, base: datetime, per_hour: int, hours: range
+) -> dict[str, float]:
+    """Loads the `hours` (0 = the oldest) of both tables, one INSERT per table and hour; returns
+    seconds per table."""
     seconds = {table: 0.0 for table in TABLES}
-    for hour in range(hours):
+    for hour in hours:
         params = {
             "base": base,
             "per_hour": per_hour,
@@ -134,10 +145,23 @@ async def _load(engine: AsyncEngine, base: datetime, per_hour: int, hours: int) 
             async with engine.begin() as connection:
                 await connection.execute(text(sql), params)
             seconds[table] += time.perf_counter() - began
-        print(
-            f"  loaded hour {hour + 1}/{hours} ({sum(seconds.values()):.0f} s so far)", flush=True
-        )
+        total = sum(seconds.values())
+        print(f"  loaded hour {hour + 1} ({total:.0f} s so far)", flush=True)
     return seconds
+
+
+async def _server(engine: AsyncEngine, older_than: datetime) -> dict[str, Any]:
+    """The server's version and the settings that bear on a big DELETE, and the plans of the two
+    DELETEs the purge runs (EXPLAIN, not executed)."""
+    facts: dict[str, Any] = {}
+    async with engine.connect() as connection:
+        for setting in _SETTINGS:
+            facts[setting] = (await connection.execute(text(f"SHOW {setting}"))).scalar_one()
+        for table, column in (("prompt_history", "created_at"), ("model_attempts", "start_time")):
+            sql = f"EXPLAIN DELETE FROM {table} WHERE {column} < CAST(:older_than AS timestamptz)"
+            rows = await connection.execute(text(sql), {"older_than": older_than})
+            facts[f"plan_{table}"] = [row[0] for row in rows]
+    return facts
 
 
 def _statement_timer(engine: AsyncEngine) -> dict[str, float]:
@@ -184,22 +208,27 @@ async def measure(admin_url: str, per_hour: int, hours: int) -> dict[str, Any]:
     try:
         await _prepare(url)
         base = (datetime.now(UTC) - timedelta(hours=hours)).replace(microsecond=0)
-        load = await _load(engine, base, per_hour, hours)
+        load = await _load(engine, base, per_hour, range(hours))
         load_vacuum = await _autocommit(engine, "VACUUM ANALYZE")
         await _autocommit(engine, "CHECKPOINT")
         before = await _sizes(engine)
+        older_than = base + timedelta(hours=1)
+        server = await _server(engine, older_than)
 
         spent = _statement_timer(engine)
         wal = await _wal_position(engine)
         began = time.perf_counter()
         async with transaction(session_factory(engine)) as session:
-            prompts, attempts = await history.purge(session, base + timedelta(hours=1), 0)
+            prompts, attempts = await history.purge(session, older_than, 0)
         purge_seconds = time.perf_counter() - began
         wal_bytes = await _wal_position(engine) - wal
         after_purge = await _sizes(engine)
 
         vacuum = {table: await _autocommit(engine, f"VACUUM {table}") for table in TABLES}
         after_vacuum = await _sizes(engine)
+        # The next hour arrives: does it fit in the space the purge and VACUUM freed?
+        refill = await _load(engine, base, per_hour, range(hours, hours + 1))
+        after_next_hour = await _sizes(engine)
     finally:
         await engine.dispose()
         async with admin.connect() as connection:
@@ -220,7 +249,18 @@ async def measure(admin_url: str, per_hour: int, hours: int) -> dict[str, Any]:
             "wal_bytes": wal_bytes,
         },
         "vacuum_seconds": {table: round(s, 4) for table, s in vacuum.items()},
-        "sizes": {"before": before, "after_purge": after_purge, "after_vacuum": after_vacuum},
+        "next_hour_load_seconds": {table: round(s, 1) for table, s in refill.items()},
+        "sizes": {
+            "before": before,
+            "after_purge": after_purge,
+            "after_vacuum": after_vacuum,
+            "after_next_hour": after_next_hour,
+        },
+        "growth_with_next_hour_bytes": {
+            table: after_next_hour[table]["total_bytes"] - before[table]["total_bytes"]
+            for table in TABLES
+        },
+        "server": server,
         "worker_deadline_seconds": RETENTION_TIMEOUT_SECONDS,
         "projection": [_projection(rows_per_second, rate) for rate in (1_000, 10_000)],
     }
@@ -238,7 +278,7 @@ def _report(result: dict[str, Any]) -> None:
         f"{result['load_vacuum_analyze_seconds']:.0f} s)"
     )
     print(f"{'table':>15} {'rows':>11} {'heap MB':>8} {'index MB':>9} {'total MB':>9}  when")
-    for when in ("before", "after_purge", "after_vacuum"):
+    for when in result["sizes"]:
         for table, size in result["sizes"][when].items():
             print(
                 f"{table:>15} {size['rows']:>11,} {_mb(size['heap_bytes']):>8} "
@@ -252,6 +292,15 @@ def _report(result: dict[str, Any]) -> None:
     )
     vacuums = ", ".join(f"{t} {s:.1f} s" for t, s in result["vacuum_seconds"].items())
     print(f"VACUUM afterwards: {vacuums}")
+    growth = ", ".join(f"{t} {_mb(b)} MB" for t, b in result["growth_with_next_hour_bytes"].items())
+    print(f"growth over the start once the next hour is in (purged hour's space reused): {growth}")
+    server = result["server"]
+    print(
+        "PostgreSQL "
+        + ", ".join(f"{s} {server[s]}" for s in _SETTINGS if s != "server_version")
+        + f" ({server['server_version']}); plans: "
+        + "; ".join(server[f"plan_{t}"][1].strip() for t in TABLES)
+    )
     for p in result["projection"]:
         print(
             f"at {p['prompts_per_second']:>6,} prompts/s: {p['rows_per_hour_deleted']:,} rows an "

@@ -25,6 +25,11 @@ async def test_benchmark_runs_at_a_tiny_size(postgres_admin_url, tmp_path, capsy
         "prompt_history": 1200,
         "model_attempts": 1200,
     }
+    assert {t: s["rows"] for t, s in sizes["after_next_hour"].items()} == {
+        "prompt_history": 1800,
+        "model_attempts": 1800,
+    }
+    assert result["server"]["plan_prompt_history"][0].startswith("Delete on prompt_history")
     assert [p["prompts_per_second"] for p in result["projection"]] == [1_000, 10_000]
     assert json.loads(out.read_text())["result"] == result
     assert "purge of the oldest hour" in capsys.readouterr().out
