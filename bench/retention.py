@@ -1,6 +1,6 @@
 """The hourly retention delete at 1,000 prompts/s: how long `history.purge` takes for one hour.
 
-    python -m bench.retention [--rows-per-hour 3600000] [--hours 2] [--out FILE]
+    python -m bench.retention [--rows-per-hour 3600000] [--hours 2] [--cycles 1] [--out FILE]
 
 Starts an embedded PostgreSQL in a temporary folder (or uses BENCH_DATABASE_URL), makes a fresh
 database migrated to head with the catalog's models, and loads `hours` hours of history at
@@ -13,6 +13,8 @@ oldest hour goes. It reports the load time, the purge (rows deleted, seconds of 
 the whole call with its commit, rows/s, WAL written), table and index sizes before and after, and
 the VACUUM that follows; then projects the hourly purge at 1,000 and 10,000 prompts/s from the
 measured rows/s, against an hour and against the health worker's deadline for the call.
+With `--cycles N` it goes on for N hours of the steady state (purge the oldest hour, VACUUM, load
+the next) and prints the sizes after each, to show whether they stop growing.
 """
 
 from __future__ import annotations
@@ -194,11 +196,42 @@ def _projection(rows_per_second: float, prompts_per_second: int) -> dict[str, fl
     }
 
 
-async def measure(admin_url: str, per_hour: int, hours: int) -> dict[str, Any]:
+def _cycle(
+    cycle: int, purge_seconds: float, vacuum: dict[str, float], sizes: dict[str, dict[str, int]]
+) -> dict[str, Any]:
+    return {
+        "cycle": cycle,
+        "purge_seconds": round(purge_seconds, 4),
+        "vacuum_seconds": round(sum(vacuum.values()), 4),
+        "total_bytes": {table: size["total_bytes"] for table, size in sizes.items()},
+        "index_bytes": {table: size["index_bytes"] for table, size in sizes.items()},
+    }
+
+
+async def _next_cycle(
+    engine: AsyncEngine, base: datetime, per_hour: int, hours: int, cycle: int
+) -> dict[str, Any]:
+    """One more hour of the steady state: purge the oldest hour left, VACUUM, load the next."""
+    began = time.perf_counter()
+    async with transaction(session_factory(engine)) as session:
+        await history.purge(session, base + timedelta(hours=cycle), 0)
+    purge_seconds = time.perf_counter() - began
+    vacuum = {table: await _autocommit(engine, f"VACUUM {table}") for table in TABLES}
+    next_hour = hours + cycle - 1
+    await _load(engine, base, per_hour, range(next_hour, next_hour + 1))
+    return _cycle(cycle, purge_seconds, vacuum, await _sizes(engine))
+
+
+async def measure(
+    admin_url: str, per_hour: int, hours: int, cycles_wanted: int = 1
+) -> dict[str, Any]:
     """Loads `hours` hours at `per_hour` rows per table into a fresh database, purges the oldest
-    hour with `history.purge` and vacuums; returns the numbers."""
-    if per_hour < 1 or hours < 2:
-        raise ValueError("rows_per_hour must be >= 1 and hours >= 2 (one hour purged, one kept)")
+    hour with `history.purge`, vacuums and loads the next hour; then `cycles_wanted - 1` more
+    such hours (purge, VACUUM, load), recording the sizes after each. Returns the numbers."""
+    if per_hour < 1 or hours < 2 or cycles_wanted < 1:
+        raise ValueError(
+            "rows_per_hour must be >= 1, hours >= 2 (one hour purged, one kept), cycles >= 1"
+        )
     name = f"bench_retention_{uuid.uuid4().hex[:8]}"
     admin = create_async_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
@@ -229,6 +262,9 @@ async def measure(admin_url: str, per_hour: int, hours: int) -> dict[str, Any]:
         # The next hour arrives: does it fit in the space the purge and VACUUM freed?
         refill = await _load(engine, base, per_hour, range(hours, hours + 1))
         after_next_hour = await _sizes(engine)
+        cycles = [_cycle(1, purge_seconds, vacuum, after_next_hour)]
+        for cycle in range(2, cycles_wanted + 1):
+            cycles.append(await _next_cycle(engine, base, per_hour, hours, cycle))
     finally:
         await engine.dispose()
         async with admin.connect() as connection:
@@ -260,6 +296,7 @@ async def measure(admin_url: str, per_hour: int, hours: int) -> dict[str, Any]:
             table: after_next_hour[table]["total_bytes"] - before[table]["total_bytes"]
             for table in TABLES
         },
+        "cycles": cycles,
         "server": server,
         "worker_deadline_seconds": RETENTION_TIMEOUT_SECONDS,
         "projection": [_projection(rows_per_second, rate) for rate in (1_000, 10_000)],
@@ -294,6 +331,14 @@ def _report(result: dict[str, Any]) -> None:
     print(f"VACUUM afterwards: {vacuums}")
     growth = ", ".join(f"{t} {_mb(b)} MB" for t, b in result["growth_with_next_hour_bytes"].items())
     print(f"growth over the start once the next hour is in (purged hour's space reused): {growth}")
+    if len(result["cycles"]) > 1:
+        print("steady state, per hour purged, vacuumed and loaded (total MB after):")
+        for c in result["cycles"]:
+            sizes = ", ".join(f"{t} {_mb(b)}" for t, b in c["total_bytes"].items())
+            print(
+                f"  cycle {c['cycle']:>3}: purge {c['purge_seconds']:.2f} s, VACUUM "
+                f"{c['vacuum_seconds']:.2f} s; {sizes}"
+            )
     server = result["server"]
     print(
         "PostgreSQL "
@@ -311,7 +356,7 @@ def _report(result: dict[str, Any]) -> None:
 
 
 async def run(
-    per_hour: int, hours: int, out: Path, server_url: str | None = None
+    per_hour: int, hours: int, out: Path, server_url: str | None = None, cycles: int = 1
 ) -> dict[str, Any]:
     """Measures, prints and writes the JSON result to `out`.
 
@@ -327,7 +372,7 @@ async def run(
         server = EmbeddedPostgres(folder / "data")
         admin_url = await asyncio.to_thread(server.start)
     try:
-        result = await measure(admin_url, per_hour, hours)
+        result = await measure(admin_url, per_hour, hours, cycles)
     finally:
         if server is not None:
             await asyncio.to_thread(server.stop)
@@ -350,9 +395,12 @@ def main() -> None:
         "--rows-per-hour", type=int, default=3_600_000, help="rows per table per hour"
     )
     parser.add_argument("--hours", type=int, default=2, help="hours loaded; the oldest is purged")
+    parser.add_argument(
+        "--cycles", type=int, default=1, help="hours of purge, VACUUM and refill to run in a row"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    asyncio.run(run(args.rows_per_hour, args.hours, args.out))
+    asyncio.run(run(args.rows_per_hour, args.hours, args.out, cycles=args.cycles))
 
 
 if __name__ == "__main__":
