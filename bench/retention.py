@@ -254,6 +254,7 @@ async def measure(
         async with transaction(session_factory(engine)) as session:
             prompts, attempts = await history.purge(session, older_than, 0)
         purge_seconds = time.perf_counter() - began
+        delete_seconds = dict(spent)  # later cycles' DELETEs add to `spent`
         wal_bytes = await _wal_position(engine) - wal
         after_purge = await _sizes(engine)
 
@@ -280,7 +281,7 @@ async def measure(
             "deleted_prompts": prompts,
             "deleted_attempts": attempts,
             "seconds": round(purge_seconds, 4),
-            "delete_seconds": {table: round(spent.get(table, 0.0), 4) for table in TABLES},
+            "delete_seconds": {table: round(delete_seconds.get(table, 0.0), 4) for table in TABLES},
             "rows_per_second": round(rows_per_second),
             "wal_bytes": wal_bytes,
         },
