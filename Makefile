@@ -8,7 +8,7 @@ PROTOS := $(shell find proto -name '*.proto')
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test lint format proto install bench-overhead bench-routing bench-statistics clean
+.PHONY: run test lint format proto install bench-overhead bench-routing bench-statistics bench-retention clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ bench-routing: proto
 
 bench-statistics: proto
 	$(PY) -m bench.statistics $(BENCH_ARGS)
+
+bench-retention: proto
+	$(PY) -m bench.retention $(BENCH_ARGS)
 
 clean:
 	rm -rf gen build .pytest_cache .ruff_cache
