@@ -11,6 +11,7 @@ from typing import Any
 
 from aiselector.v1 import model_store_pb2, selector_pb2, selector_pb2_grpc
 from services.common.channels import open_channel
+from tests.fakes import eventually
 from tests.stacks import Stack, _selector
 
 SHARED = {"shared_state_interval_seconds": 0.2}
@@ -158,7 +159,12 @@ async def test_the_leases_of_a_replica_that_died_come_back(make_stack):
     )
     stubs = _stubs(stack, replicas)
     for stub in stubs:  # each replica spends from its slice, and leases another
-        assert (await _ask(stub, "alpha/m1")).selected_model == "alpha/m1"
+        # A replica's first request to alpha waits at most SETTLE_SECONDS for its first slice;
+        # on a slow machine it may go to another model meanwhile, so ask until alpha answers.
+        async def alpha_answers(stub=stub) -> bool:
+            return (await _ask(stub, "alpha/m1")).selected_model == "alpha/m1"
+
+        await eventually(alpha_answers, timeout=10, what="alpha answering", interval=0.1)
     dead = replicas[2]
     await asyncio.sleep(0.3)
     held = sum(h.left(time.time()) for h in dead.shared.slices.held.values())
