@@ -22,9 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -32,14 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from bench.postgres import admin_server, database_url, write_json
 from services.data import history, migrate
 from services.data.catalog import apply_catalog, load_catalog
-from services.data.db import async_url, session_factory, transaction
-from services.data.embedded import EmbeddedPostgres
+from services.data.db import session_factory, transaction
 from services.health.scheduler import RETENTION_TIMEOUT_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,10 +78,6 @@ SELECT pg_relation_size(c.oid) AS heap, pg_indexes_size(c.oid) AS indexes,
        pg_total_relation_size(c.oid) AS total, (SELECT count(*) FROM {table}) AS rows
 FROM pg_class c WHERE c.oid = '{table}'::regclass
 """
-
-
-def _database(admin_url: str, name: str) -> str:
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 async def _autocommit(engine: AsyncEngine, sql: str) -> float:
@@ -236,7 +228,7 @@ async def measure(
     admin = create_async_engine(admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
         await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = _database(admin_url, name)
+    url = database_url(admin_url, name)
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         await _prepare(url)
@@ -363,31 +355,12 @@ async def run(
 
     `server_url` (else BENCH_DATABASE_URL, else an embedded server) is where the database is made.
     """
-    configured = server_url or os.environ.get("BENCH_DATABASE_URL")
-    folder: Path | None = None
-    server: EmbeddedPostgres | None = None
-    if configured:
-        admin_url = async_url(configured)
-    else:
-        folder = Path(tempfile.mkdtemp(prefix="aiselector-bench-"))
-        server = EmbeddedPostgres(folder / "data")
-        admin_url = await asyncio.to_thread(server.start)
-    try:
+    async with admin_server(server_url) as admin_url:
         result = await measure(admin_url, per_hour, hours, cycles)
-    finally:
-        if server is not None:
-            await asyncio.to_thread(server.stop)
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
     _report(result)
     document = json.dumps({"benchmark": "retention", "result": result}, indent=2) + "\n"
-    await asyncio.to_thread(_write, out, document)
+    await write_json(out, document)
     return result
-
-
-def _write(out: Path, document: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(document, encoding="utf-8")
 
 
 def main() -> None:

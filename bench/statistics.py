@@ -16,10 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,14 +26,12 @@ from pathlib import Path
 import grpc
 from google.protobuf import timestamp_pb2
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from aiselector.v1 import model_store_pb2, model_store_pb2_grpc, selector_pb2, selector_pb2_grpc
+from bench.postgres import admin_server, database_url, write_json
 from services.data.app import RunningModelStore, start_model_store
-from services.data.db import async_url
-from services.data.embedded import EmbeddedPostgres
 from services.data.schema import LATENCY_BOUNDS_MS, LATENCY_COLUMNS, OUTCOMES, outcome_column
 from services.selector.app import RunningSelector, start_selector
 from services.selector.settings import SelectorSettings
@@ -99,10 +94,6 @@ SELECT model_id, date_trunc('hour', start_time, 'UTC'), {counts}, {histogram},
        coalesce(sum(latency_ms) FILTER (WHERE outcome = 'success'), 0), sum(tokens)
 FROM model_attempts GROUP BY 1, 2
 """
-
-
-def _database(admin_url: str, name: str) -> str:
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 async def _load(url: str, rows: int) -> float:
@@ -196,7 +187,7 @@ async def _loaded_store(admin_url: str, rows: int) -> tuple[str, RunningModelSto
     async with admin.connect() as connection:
         await connection.execute(text(f'CREATE DATABASE "{name}"'))
     await admin.dispose()
-    url = _database(admin_url, name)
+    url = database_url(admin_url, name)
     store = await start_model_store(url, "127.0.0.1:0", ROOT / "catalog.yaml")
     return name, store, await _load(url, rows)
 
@@ -282,22 +273,8 @@ async def run(
 
     `server_url` (else BENCH_DATABASE_URL, else an embedded server) is where databases are made.
     """
-    configured = server_url or os.environ.get("BENCH_DATABASE_URL")
-    folder: Path | None = None
-    server: EmbeddedPostgres | None = None
-    if configured:
-        admin_url = async_url(configured)
-    else:
-        folder = Path(tempfile.mkdtemp(prefix="aiselector-bench-"))
-        server = EmbeddedPostgres(folder / "data")
-        admin_url = await asyncio.to_thread(server.start)
-    try:
+    async with admin_server(server_url) as admin_url:
         results = await measure(admin_url, sizes, calls, days, hours)
-    finally:
-        if server is not None:
-            await asyncio.to_thread(server.stop)
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
     print(
         f"{calls} calls each, interleaved: GetModelStatistics (ModelStore, all models, {days}-day "
         f"window) and GetModelTimeline (Selector, {hours} h)"
@@ -318,13 +295,8 @@ async def run(
         timeline = results[-1]["timeline_median_ms"] / results[0]["timeline_median_ms"]
         print(f"median ratio largest/smallest: statistics {ratio:.2f}, timeline {timeline:.2f}")
     document = json.dumps({"benchmark": "statistics", "results": results}, indent=2) + "\n"
-    await asyncio.to_thread(_write, out, document)
+    await write_json(out, document)
     return results
-
-
-def _write(out: Path, document: str) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(document, encoding="utf-8")
 
 
 def main() -> None:
