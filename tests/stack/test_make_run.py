@@ -23,6 +23,7 @@ from services.simulator.environ import read_providers
 from services.stack.plan import MODEL_STORE_SERVICE, free_port
 from services.stack.readiness import GrpcServing
 from tests.fakes import eventually
+from tests.stack.load import Load
 from tests.stack.processes import marked_processes, new_marker
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -231,39 +232,6 @@ async def wait_until_gone(marker: tuple[str, str], seconds: float) -> None:
     )
 
 
-class Load:
-    """Clients asking through Envoy without pause; each answered prompt has its own text."""
-
-    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
-        self.client = client
-        self.url = url
-        self.answered: dict[str, dict] = {}  # prompt text -> reply
-        self.failed: list[str] = []
-        self._stop = asyncio.Event()
-        self._workers: list[asyncio.Task[None]] = []
-
-    def start(self, workers: int) -> None:
-        self._workers = [asyncio.create_task(self._work(i)) for i in range(workers)]
-
-    async def _work(self, worker: int) -> None:
-        n = 0
-        while not self._stop.is_set():
-            n += 1
-            prompt = f"load {worker}-{n}"
-            reply = await self.client.post(self.url, json={"prompt": prompt, "user_id": "load"})
-            if reply.status_code == 200:
-                self.answered[prompt] = reply.json()
-            else:
-                self.failed.append(f"{reply.status_code} {reply.text[:200]}")
-
-    async def until_answered(self, count: int) -> None:
-        await eventually(lambda: len(self.answered) >= count, 120, f"{count} answered prompts")
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await asyncio.gather(*self._workers)
-
-
 def database_url(data_dir: Path) -> str:
     """The embedded PostgreSQL of `make run`, over its Unix socket (postmaster.pid, line 5)."""
     socket_dir = (data_dir / "postgres" / "postmaster.pid").read_text().splitlines()[4]
@@ -288,8 +256,8 @@ async def ledger(data_dir: Path, request_ids: list[str]) -> tuple[Counter[str], 
 
 async def assert_every_answer_recorded_once(data_dir: Path, load: Load) -> None:
     """Every answered prompt has one history row and as many attempt rows as its reply says."""
-    prompts = Counter(list(load.answered))
-    attempts = Counter({r["request_id"]: r["attempts"] for r in load.answered.values()})
+    prompts = Counter(r.prompt for r in load.answered())
+    attempts = Counter({r.body["request_id"]: r.body["attempts"] for r in load.answered()})
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -330,7 +298,7 @@ async def test_model_store_killed_under_load_loses_no_record_and_killed_supervis
             os.kill(data, signal.SIGKILL)
             await read_until(process, output, "data is back")
             print(f"data service SERVING again {time.monotonic() - killed:.1f} s after kill -9")
-            await load.until_answered(len(load.answered) + 60)
+            await load.until_answered(len(load.answered()) + 60)
             await load.stop()
 
             log = data_dir / "logs" / "data.log"
@@ -338,9 +306,9 @@ async def test_model_store_killed_under_load_loses_no_record_and_killed_supervis
             assert await GrpcServing(model_store, MODEL_STORE_SERVICE)()
             assert marked_processes(marker, b"services.data") not in ([], [data])
             assert {name: marked_processes(marker, name.encode()) for name in others} == others
-            assert load.failed == [], load.failed[:5]
+            assert load.failures() == [], load.failures()[:5]
             await assert_every_answer_recorded_once(data_dir, load)
-            print(f"{len(load.answered)} prompts answered under load, every one recorded once")
+            print(f"{len(load.answered())} prompts answered under load, every one recorded once")
 
         [supervisor] = marked_processes(marker, b"services.stack")
         os.kill(supervisor, signal.SIGKILL)

@@ -8,7 +8,6 @@ import re
 import signal
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.stack.plan import SELECTOR_SERVICE
 from services.stack.readiness import GrpcServing
-from tests.fakes import eventually
+from tests.stack.load import Load
 from tests.stack.processes import marked_processes, new_marker
 from tests.stack.test_make_run import (
     ledger,
@@ -31,57 +30,6 @@ REPLICAS = 3
 # A Selector hands its records to ModelStore every 0.25 s: an answer older than this at the kill
 # was delivered (ADR 6); a younger one may have died in the killed replica's memory.
 DELIVERED_AFTER_SECONDS = 1.5
-
-
-@dataclass
-class Sent:
-    """One request of the load: when it left and came back, and how."""
-
-    prompt: str
-    sent: float
-    done: float = 0.0
-    status: int = 0
-    body: dict = field(default_factory=dict)
-    text: str = ""
-
-
-class Load:
-    """Workers asking through Envoy without pause; every request is kept with its timing."""
-
-    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
-        self.client = client
-        self.url = url
-        self.requests: list[Sent] = []
-        self._stop = asyncio.Event()
-        self._workers: list[asyncio.Task[None]] = []
-
-    def start(self, workers: int) -> None:
-        self._workers = [asyncio.create_task(self._work(i)) for i in range(workers)]
-
-    async def _work(self, worker: int) -> None:
-        n = 0
-        while not self._stop.is_set():
-            n += 1
-            request = Sent(f"replicas {worker}-{n}", time.monotonic())
-            self.requests.append(request)
-            reply = await self.client.post(
-                self.url, json={"prompt": request.prompt, "user_id": "load"}
-            )
-            request.done, request.status = time.monotonic(), reply.status_code
-            if reply.status_code == 200:
-                request.body = reply.json()
-            else:
-                request.text = reply.text[:300]
-
-    def answered(self) -> list[Sent]:
-        return [r for r in self.requests if r.status == 200]
-
-    async def until_answered(self, count: int) -> None:
-        await eventually(lambda: len(self.answered()) >= count, 120, f"{count} answered prompts")
-
-    async def stop(self) -> None:
-        self._stop.set()
-        await asyncio.gather(*self._workers)
 
 
 async def envoy_hosts(admin_port: str) -> dict[str, dict[str, str]]:
@@ -131,7 +79,7 @@ async def test_a_replica_killed_under_load_fails_only_its_requests_in_flight_and
         [victim] = [pid for pid in selectors if _listen_address(pid) == victim_address]
 
         async with httpx.AsyncClient(timeout=90) as client:
-            load = Load(client, url)
+            load = Load(client, url, prefix="replicas")
             load.start(workers=9)
             await load.until_answered(60)
             served = await envoy_hosts(env["ENVOY_ADMIN_PORT"])
